@@ -97,6 +97,12 @@ func (c *Config) SameProbe(o *Config) bool {
 		slices.Equal(c.ExpectedIPs, o.ExpectedIPs)
 }
 
+// Equal reports whether c and o are the same config.
+func (c *Config) Equal(o *Config) bool {
+	return c.SameProbe(o) && c.Interval == o.Interval &&
+		c.Timeout == o.Timeout && c.Retries == o.Retries
+}
+
 // String describes the check for logs, e.g. "http GET / 10.0.0.1:80".
 func (c *Config) String() string {
 	switch c.Checker {

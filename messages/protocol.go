@@ -65,7 +65,19 @@ func EncodeLine(msg any) ([]byte, error) {
 // encodeList encodes a line whose only field is a list, which is present
 // even when empty.
 func encodeList(typ, field string, list []CheckStatus) ([]byte, error) {
-	b, err := json.Marshal(map[string]any{"type": typ, field: nonNil(list)})
+	type notifications struct {
+		Type string        `json:"type"`
+		List []CheckStatus `json:"notifications"`
+	}
+	type statuses struct {
+		Type string        `json:"type"`
+		List []CheckStatus `json:"statuses"`
+	}
+	var v any = notifications{typ, nonNil(list)}
+	if field == "statuses" {
+		v = statuses{typ, nonNil(list)}
+	}
+	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", typ, err)
 	}

@@ -1,0 +1,291 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/lbhealth/hcsupervisor/messages"
+)
+
+// probeStopGrace bounds how long a stopping check waits for its cancelled
+// probe to return. Probes honour cancellation, so this is only reached by
+// a misbehaving prober; the wait is logged.
+const probeStopGrace = 5 * time.Second
+
+// Prober runs one configured probe; see package probe for the contract.
+type Prober interface {
+	Probe(ctx context.Context) messages.ProbeResult
+}
+
+// checkEnv is what every check of one manager shares.
+type checkEnv struct {
+	notifier  *actor.PID
+	newProber func(*messages.Config) (Prober, error)
+	logger    zerolog.Logger
+}
+
+// checkActor runs one healthcheck: it probes its target every interval,
+// one probe at a time, and tells the notifier when the state changes.
+//
+// It accepts *updateCheck (a new config from the manager), and its own
+// *probeTick and *probeDone. It sends *messages.CheckStatus to the
+// notifier. The probe itself runs in a goroutine the actor owns, so
+// Receive never blocks on the network.
+type checkActor struct {
+	rec *checkRecord
+	env *checkEnv
+	log zerolog.Logger
+
+	self *actor.PID
+	root *actor.RootContext
+
+	prober Prober
+	// planned is when the current or next probe is due, on the phase of
+	// interval.
+	planned  time.Time
+	interval time.Duration
+	timer    *time.Timer
+	// tickGen tells the current timer's tick from stale ones.
+	tickGen uint64
+	// probe is the probe in flight, or nil.
+	probe *inflight
+	// probeSeq tells the current probe's result from stale ones.
+	probeSeq uint64
+}
+
+// inflight is a running probe.
+type inflight struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// updateCheck hands a check its new config.
+type updateCheck struct {
+	Config messages.Config
+}
+
+// probeTick says a probe is due.
+type probeTick struct {
+	gen uint64
+}
+
+// probeDone carries a finished probe's result back to its check.
+type probeDone struct {
+	seq    uint64
+	result messages.ProbeResult
+}
+
+// IgnoreDeadLetterLogging keeps ticks and results that arrive after their
+// check stopped out of the dead-letter log.
+func (*probeTick) IgnoreDeadLetterLogging() {}
+
+// IgnoreDeadLetterLogging: see probeTick.
+func (*probeDone) IgnoreDeadLetterLogging() {}
+
+func newCheckProps(rec *checkRecord, env *checkEnv) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &checkActor{rec: rec, env: env}
+	})
+}
+
+// Receive handles one message.
+func (a *checkActor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *probeTick:
+		a.handleTick(m)
+	case *probeDone:
+		a.handleDone(c, m)
+	case *updateCheck:
+		a.handleUpdate(m)
+	case *messages.RequestStatus:
+		c.Respond(&messages.CheckStatus{ID: a.rec.id, Status: a.rec.status()})
+	case *actor.Started:
+		a.handleStarted(c)
+	case *actor.Restarting:
+		a.rec.restarted()
+		a.halt()
+	case *actor.Stopping:
+		a.halt()
+	case *actor.Stopped, *actor.Restart:
+	default:
+		a.log.Warn().Str("type", fmt.Sprintf("%T", m)).Msg("unexpected_message")
+	}
+}
+
+func (a *checkActor) handleStarted(c actor.Context) {
+	a.self = c.Self()
+	a.root = c.ActorSystem().Root
+	cfg := a.rec.config()
+	a.log = a.env.logger.With().
+		Uint64("id", cfg.ID).
+		Str("checker", string(cfg.Checker)).
+		Str("target", cfg.Target()).
+		Logger()
+	a.prober = a.buildProber(&cfg)
+	a.replan(cfg.Interval)
+}
+
+func (a *checkActor) buildProber(cfg *messages.Config) Prober {
+	p, err := a.env.newProber(cfg)
+	if err != nil {
+		a.log.Error().Err(err).Msg("prober_unavailable")
+		return failingProber{err: err}
+	}
+	return p
+}
+
+func (a *checkActor) handleUpdate(m *updateCheck) {
+	old := a.rec.config()
+	if a.rec.setConfig(m.Config) {
+		if old.Interval != m.Config.Interval {
+			a.replan(m.Config.Interval)
+		}
+		return
+	}
+
+	// A different probe: drop the one in flight and start afresh.
+	a.log.Info().Str("config", m.Config.String()).Msg("probe_changed")
+	a.cancelProbe()
+	a.prober = a.buildProber(&m.Config)
+	a.replan(m.Config.Interval)
+}
+
+// replan moves the next probe onto the phase of a new interval, unless a
+// probe is in flight: handleDone then sees the new interval and replans.
+func (a *checkActor) replan(interval time.Duration) {
+	if a.probe != nil {
+		return
+	}
+	a.interval = interval
+	a.planned = firstRun(a.rec.id, interval, time.Now())
+	a.arm()
+}
+
+// arm sets the timer for a.planned, replacing any earlier one.
+func (a *checkActor) arm() {
+	a.stopTimer()
+	a.tickGen++
+	tick := &probeTick{gen: a.tickGen}
+	self, root := a.self, a.root
+	a.timer = time.AfterFunc(time.Until(a.planned), func() {
+		root.Send(self, tick)
+	})
+}
+
+func (a *checkActor) stopTimer() {
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
+	}
+}
+
+func (a *checkActor) handleTick(m *probeTick) {
+	if m.gen != a.tickGen || a.probe != nil {
+		return
+	}
+	a.timer = nil
+	a.startProbe()
+}
+
+// startProbe runs the prober in a goroutine bounded by the timeout. The
+// goroutine reports back with a message; it never touches the actor.
+func (a *checkActor) startProbe() {
+	cfg := a.rec.config()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
+	a.probeSeq++
+	p := &inflight{cancel: cancel, done: make(chan struct{})}
+	a.probe = p
+
+	done := &probeDone{seq: a.probeSeq}
+	prober, self, root := a.prober, a.self, a.root
+	go func() {
+		defer close(p.done)
+		defer cancel()
+		done.result = runProbe(ctx, prober)
+		root.Send(self, done)
+	}()
+}
+
+// runProbe runs one probe, timing it and turning a panic into a failed
+// result so that a faulty prober cannot take the process down.
+func runProbe(ctx context.Context, p Prober) (res messages.ProbeResult) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			res = messages.ProbeResult{Message: fmt.Sprintf("probe panicked: %v", r)}
+		}
+		res.Start = start
+		res.Duration = time.Since(start)
+	}()
+	return p.Probe(ctx)
+}
+
+func (a *checkActor) handleDone(c actor.Context, m *probeDone) {
+	if a.probe == nil || m.seq != a.probeSeq {
+		return
+	}
+	a.probe = nil
+
+	st, prev, changed := a.rec.record(m.result)
+	a.log.Debug().Bool("success", m.result.Success).
+		Dur("duration", m.result.Duration).
+		Str("result", m.result.Message).Msg("probe_done")
+	if changed {
+		a.log.Info().Str("old_state", prev.String()).
+			Str("new_state", st.State.String()).
+			Str("result", st.Message).Msg("state_changed")
+		c.Send(a.env.notifier, &messages.CheckStatus{ID: a.rec.id, Status: st})
+	}
+
+	now := time.Now()
+	if cfg := a.rec.config(); cfg.Interval != a.interval {
+		a.interval = cfg.Interval
+		a.planned = firstRun(a.rec.id, a.interval, now)
+	} else {
+		a.planned = nextRun(a.planned, a.interval, now)
+	}
+	a.arm()
+}
+
+// halt stops the timer and the probe in flight, waiting for the probe's
+// goroutine so that none outlives its actor.
+func (a *checkActor) halt() {
+	a.stopTimer()
+	a.cancelProbe()
+}
+
+func (a *checkActor) cancelProbe() {
+	p := a.probe
+	if p == nil {
+		return
+	}
+	a.probe = nil
+	p.cancel()
+	select {
+	case <-p.done:
+	case <-time.After(probeStopGrace):
+		a.log.Error().Dur("waited", probeStopGrace).Msg("probe_ignores_cancel")
+	}
+}
+
+// failingProber stands in for a prober that could not be built, so the
+// check reports why on every run instead of silently never running.
+type failingProber struct {
+	err error
+}
+
+func (p failingProber) Probe(context.Context) messages.ProbeResult {
+	return messages.ProbeResult{Message: p.err.Error()}
+}
+
+// dryRunProber succeeds without touching the network, as Seesaw's
+// -dry_run does.
+type dryRunProber struct{}
+
+func (dryRunProber) Probe(context.Context) messages.ProbeResult {
+	return messages.ProbeResult{Success: true, Message: "dry run: probe not executed"}
+}

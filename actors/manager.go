@@ -1,0 +1,425 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/lbhealth/hcsupervisor/actors/probe"
+	"github.com/lbhealth/hcsupervisor/messages"
+)
+
+// Supervision of checks: a check that crashes more than checkMaxRestarts
+// times within checkRestartWindow is stopped, and the manager starts it
+// again after checkRespawnDelay.
+const (
+	checkMaxRestarts   = 10
+	checkRestartWindow = 10 * time.Second
+	checkRespawnDelay  = time.Second
+)
+
+// DefaultNotifyInterval is how often the manager re-sends every check's
+// status, as Seesaw's -notify_interval.
+const DefaultNotifyInterval = 15 * time.Second
+
+// notifierName is the notifier's name among the manager's children; check
+// children are named by their decimal ID, so the two never clash.
+const notifierName = "notifier"
+
+// ManagerConfig configures a manager and the checks and notifier under it.
+type ManagerConfig struct {
+	// Sink receives every *messages.NotificationBatch.
+	Sink *actor.PID
+	// NotifyInterval is how often every check's status is re-sent in full.
+	// Default 15s.
+	NotifyInterval time.Duration
+	// BatchSize and BatchDelay configure the notifier; see NotifierConfig.
+	BatchSize  int
+	BatchDelay time.Duration
+	// DryRun makes every probe succeed without touching the network.
+	DryRun bool
+	// NewProber builds a check's prober. Default probe.New; tests and fault
+	// injection substitute their own.
+	NewProber func(*messages.Config) (Prober, error)
+	// NotifierStats, if set, is updated by the notifier.
+	NotifierStats *NotifierStats
+	// Logger receives the tree's log lines.
+	Logger zerolog.Logger
+}
+
+// DefaultManagerConfig returns the defaults: Seesaw's intervals and batch
+// sizes, real probes, no sink.
+func DefaultManagerConfig() ManagerConfig {
+	return ManagerConfig{
+		NotifyInterval: DefaultNotifyInterval,
+		BatchSize:      DefaultBatchSize,
+		BatchDelay:     DefaultBatchDelay,
+		NewProber:      newProbeProber,
+		Logger:         zerolog.Nop(),
+	}
+}
+
+func newProbeProber(cfg *messages.Config) (Prober, error) {
+	return probe.New(cfg)
+}
+
+// manager owns one check actor per configured ID and the notifier.
+//
+// It accepts *messages.UpdateConfigs (the complete desired set) and
+// *messages.RequestStatus, which it answers with *messages.StatusResponse.
+// It sends *updateCheck to checks and, every NotifyInterval, a
+// *messages.NotificationBatch of every known status to the notifier.
+//
+// Its state lives in a managerState that survives a restart of the
+// manager, so a restarted manager starts its checks again as they were.
+type manager struct {
+	*managerState
+	notifyTimer *time.Timer
+}
+
+// managerState is the manager's desired and actual state.
+type managerState struct {
+	cfg ManagerConfig
+	log zerolog.Logger
+	env *checkEnv
+
+	// records holds every desired check by ID. The manager alone writes
+	// the map; readers outside the actor take mu.
+	mu      sync.RWMutex
+	records map[uint64]*checkRecord
+
+	// pids holds the live child of each ID; stopping holds children asked
+	// to stop whose Terminated has not arrived, by PID Id.
+	pids     map[uint64]*actor.PID
+	stopping map[string]uint64
+
+	// draining is set once a Shutdown has arrived.
+	draining bool
+}
+
+// respawn asks the manager to start a desired check that has no child.
+type respawn struct {
+	id uint64
+}
+
+// notifyTick says the periodic full status is due.
+type notifyTick struct{}
+
+// IgnoreDeadLetterLogging keeps timer messages that outlive the manager
+// out of the dead-letter log.
+func (*notifyTick) IgnoreDeadLetterLogging() {}
+
+// IgnoreDeadLetterLogging: see notifyTick.
+func (*respawn) IgnoreDeadLetterLogging() {}
+
+// NewManager returns the props of a manager; zero fields of cfg take their
+// defaults.
+func NewManager(cfg ManagerConfig) *actor.Props {
+	def := DefaultManagerConfig()
+	if cfg.NotifyInterval <= 0 {
+		cfg.NotifyInterval = def.NotifyInterval
+	}
+	if cfg.NewProber == nil {
+		cfg.NewProber = def.NewProber
+	}
+	if cfg.DryRun {
+		cfg.NewProber = func(*messages.Config) (Prober, error) {
+			return dryRunProber{}, nil
+		}
+	}
+	st := &managerState{
+		cfg:      cfg,
+		log:      cfg.Logger.With().Str("actor", "manager").Logger(),
+		records:  make(map[uint64]*checkRecord),
+		pids:     make(map[uint64]*actor.PID),
+		stopping: make(map[string]uint64),
+	}
+	strategy := actor.NewOneForOneStrategy(checkMaxRestarts,
+		checkRestartWindow, actor.DefaultDecider)
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &manager{managerState: st}
+	}, actor.WithSupervisor(strategy))
+}
+
+// Receive handles one message.
+func (m *manager) Receive(c actor.Context) {
+	switch msg := c.Message().(type) {
+	case *messages.UpdateConfigs:
+		m.handleUpdate(c, msg)
+	case *messages.RequestStatus:
+		c.Respond(m.statusResponse())
+	case *notifyTick:
+		m.handleNotifyTick(c)
+	case *respawn:
+		m.handleRespawn(c, msg.id)
+	case *messages.Shutdown:
+		m.handleShutdown(c)
+	case *actor.Terminated:
+		m.handleTerminated(c, msg)
+	case *actor.Started:
+		m.handleStarted(c)
+	case *actor.Stopping, *actor.Restarting:
+		m.stopNotifyTimer()
+	case *actor.Stopped:
+	default:
+		m.log.Warn().Str("type", fmt.Sprintf("%T", msg)).Msg("unexpected_message")
+	}
+}
+
+// handleStarted spawns the notifier and, after a restart of the manager,
+// every desired check again.
+func (m *manager) handleStarted(c actor.Context) {
+	notifier, err := c.SpawnNamed(NewNotifier(NotifierConfig{
+		Sink:       m.cfg.Sink,
+		BatchSize:  m.cfg.BatchSize,
+		BatchDelay: m.cfg.BatchDelay,
+		Stats:      m.cfg.NotifierStats,
+		Logger:     m.cfg.Logger,
+	}), notifierName)
+	if err != nil {
+		panic(fmt.Errorf("spawn notifier: %w", err))
+	}
+	m.env = &checkEnv{
+		notifier:  notifier,
+		newProber: m.cfg.NewProber,
+		logger:    m.cfg.Logger,
+	}
+	clear(m.pids)
+	clear(m.stopping)
+	for _, rec := range m.records {
+		m.spawn(c, rec)
+	}
+	m.armNotify(c)
+}
+
+func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
+	if m.draining {
+		return
+	}
+	desired := make(map[uint64]bool, len(msg.Configs))
+	var added, updated, unchanged int
+	for _, cfg := range msg.Configs {
+		desired[cfg.ID] = true
+		switch rec, ok := m.records[cfg.ID]; {
+		case !ok:
+			m.add(c, cfg)
+			added++
+		case rec.cfgEqual(&cfg):
+			unchanged++
+		default:
+			m.update(c, cfg)
+			updated++
+		}
+	}
+
+	// A rejected config leaves its running check as it was.
+	for _, rej := range msg.Rejected {
+		if rej.HasID {
+			desired[rej.ID] = true
+		}
+	}
+	removed := m.removeUndesired(c, desired)
+	m.log.Info().Int("added", added).Int("updated", updated).
+		Int("unchanged", unchanged).Int("removed", removed).
+		Int("rejected", len(msg.Rejected)).Int("checks", len(m.records)).
+		Msg("configs_applied")
+}
+
+func (m *manager) add(c actor.Context, cfg messages.Config) {
+	rec := newCheckRecord(cfg)
+	m.mu.Lock()
+	m.records[cfg.ID] = rec
+	m.mu.Unlock()
+	m.spawn(c, rec)
+}
+
+func (m *manager) update(c actor.Context, cfg messages.Config) {
+	if pid, ok := m.pids[cfg.ID]; ok {
+		c.Send(pid, &updateCheck{Config: cfg})
+		return
+	}
+	// No live child (it is being respawned): it reads the record at start.
+	m.records[cfg.ID].setConfig(cfg)
+}
+
+func (m *manager) removeUndesired(c actor.Context, desired map[uint64]bool) int {
+	var gone []uint64
+	for id := range m.records {
+		if !desired[id] {
+			gone = append(gone, id)
+		}
+	}
+	m.mu.Lock()
+	for _, id := range gone {
+		delete(m.records, id)
+	}
+	m.mu.Unlock()
+	for _, id := range gone {
+		if pid, ok := m.pids[id]; ok {
+			delete(m.pids, id)
+			m.stopping[pid.Id] = id
+			c.Stop(pid)
+		}
+	}
+	return len(gone)
+}
+
+// spawn starts the check of rec, unless a child of the same ID is still
+// stopping: its Terminated then spawns the new one.
+func (m *manager) spawn(c actor.Context, rec *checkRecord) {
+	name := strconv.FormatUint(rec.id, 10)
+	pid, err := c.SpawnNamed(newCheckProps(rec, m.env), name)
+	switch {
+	case errors.Is(err, actor.ErrNameExists):
+		// handleTerminated spawns it once the old child is gone.
+	case err != nil:
+		m.log.Error().Err(err).Uint64("id", rec.id).Msg("spawn_failed")
+	default:
+		m.pids[rec.id] = pid
+	}
+}
+
+// handleShutdown stops every check, then the notifier once the checks'
+// last notifications have reached it, then the manager itself.
+func (m *manager) handleShutdown(c actor.Context) {
+	if m.draining {
+		return
+	}
+	m.draining = true
+	m.stopNotifyTimer()
+	m.log.Info().Int("checks", len(m.pids)).Msg("manager_draining")
+	for id, pid := range m.pids {
+		delete(m.pids, id)
+		m.stopping[pid.Id] = id
+		c.Stop(pid)
+	}
+	m.drainProgress(c)
+}
+
+// drainProgress poisons the notifier once no check is left: the poison
+// pill queues behind every notification the checks sent. The notifier's
+// Terminated then stops the manager.
+func (m *manager) drainProgress(c actor.Context) {
+	if len(m.stopping) > 0 {
+		return
+	}
+	if m.env.notifier != nil {
+		c.Poison(m.env.notifier)
+		return
+	}
+	c.Stop(c.Self())
+}
+
+// handleTerminated forgets a stopped child and starts its successor: the
+// new check of a re-added ID, or the same check after the supervisor gave
+// up restarting it.
+func (m *manager) handleTerminated(c actor.Context, msg *actor.Terminated) {
+	id, wasStopping := m.stopping[msg.Who.Id]
+	delete(m.stopping, msg.Who.Id)
+	if m.draining {
+		if msg.Who.Equal(m.env.notifier) {
+			m.env.notifier = nil
+		}
+		m.drainProgress(c)
+		return
+	}
+	if !wasStopping {
+		var ok bool
+		if id, ok = parseChildID(msg.Who.Id); !ok {
+			m.log.Error().Str("child", msg.Who.Id).Msg("child_terminated")
+			return
+		}
+		if pid, live := m.pids[id]; !live || !pid.Equal(msg.Who) {
+			return
+		}
+		delete(m.pids, id)
+		m.log.Error().Uint64("id", id).Dur("respawn_in", checkRespawnDelay).
+			Msg("check_stopped_by_supervisor")
+		self, root := c.Self(), c.ActorSystem().Root
+		time.AfterFunc(checkRespawnDelay, func() {
+			root.Send(self, &respawn{id: id})
+		})
+		return
+	}
+	m.handleRespawn(c, id)
+}
+
+func (m *manager) handleRespawn(c actor.Context, id uint64) {
+	if m.draining {
+		return
+	}
+	rec, desired := m.records[id]
+	if _, live := m.pids[id]; desired && !live {
+		m.spawn(c, rec)
+	}
+}
+
+// parseChildID returns the check ID of a child PID Id such as
+// "manager/42".
+func parseChildID(pidID string) (uint64, bool) {
+	name := pidID[strings.LastIndexByte(pidID, '/')+1:]
+	id, err := strconv.ParseUint(name, 10, 64)
+	return id, err == nil
+}
+
+// statusResponse returns every check's status, ordered by ID.
+func (m *manager) statusResponse() *messages.StatusResponse {
+	statuses := make([]messages.CheckStatus, 0, len(m.records))
+	for id, rec := range m.records {
+		statuses = append(statuses, messages.CheckStatus{ID: id, Status: rec.status()})
+	}
+	slices.SortFunc(statuses, func(a, b messages.CheckStatus) int {
+		return cmpUint64(a.ID, b.ID)
+	})
+	return &messages.StatusResponse{Statuses: statuses}
+}
+
+func cmpUint64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// handleNotifyTick sends every check's status to the notifier, except
+// those of checks that have not finished a probe yet: an Unknown would
+// take a healthy backend out of service after a restart (Seesaw does so).
+func (m *manager) handleNotifyTick(c actor.Context) {
+	var batch []messages.CheckStatus
+	for id, rec := range m.records {
+		if st := rec.status(); st.State != messages.StateUnknown {
+			batch = append(batch, messages.CheckStatus{ID: id, Status: st})
+		}
+	}
+	if len(batch) > 0 {
+		slices.SortFunc(batch, func(a, b messages.CheckStatus) int {
+			return cmpUint64(a.ID, b.ID)
+		})
+		c.Send(m.env.notifier, &messages.NotificationBatch{Notifications: batch})
+	}
+	m.armNotify(c)
+}
+
+func (m *manager) armNotify(c actor.Context) {
+	self, root := c.Self(), c.ActorSystem().Root
+	m.notifyTimer = time.AfterFunc(m.cfg.NotifyInterval, func() {
+		root.Send(self, &notifyTick{})
+	})
+}
+
+func (m *manager) stopNotifyTimer() {
+	if m.notifyTimer != nil {
+		m.notifyTimer.Stop()
+		m.notifyTimer = nil
+	}
+}

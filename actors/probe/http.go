@@ -1,0 +1,173 @@
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lbhealth/hcsupervisor/messages"
+)
+
+// httpProber sends one HTTP or HTTPS request to a backend and checks the
+// status code and the start of the body. It is immutable after newHTTP and
+// so safe for concurrent use.
+type httpProber struct {
+	timeout  time.Duration
+	method   string
+	url      string
+	host     string // Host header; empty means the URL's ip:port
+	codes    []int
+	response string
+	prefix   string
+	dialer   net.Dialer
+	client   *http.Client
+}
+
+// probeCtxKey is the context key under which Probe stores its own context
+// for dial; see httpProber.dial.
+type probeCtxKey struct{}
+
+// newHTTP builds the prober for an HTTP config, or a brokenProber if the
+// config cannot form a URL.
+func newHTTP(cfg *messages.Config) Prober {
+	scheme := "http"
+	if cfg.Secure {
+		scheme = "https"
+	}
+	u := scheme + "://" + cfg.Target() + cfg.Path
+	if _, err := url.Parse(u); err != nil {
+		return &brokenProber{message: fmt.Sprintf("invalid HTTP URL: %v", err)}
+	}
+
+	p := &httpProber{
+		timeout:  cfg.Timeout,
+		method:   cfg.Method,
+		url:      u,
+		host:     cfg.Host,
+		codes:    slices.Clone(cfg.ExpectedCodes),
+		response: cfg.Response,
+		prefix:   fmt.Sprintf("HTTP %s to %s", cfg.Method, cfg.Target()),
+	}
+	p.client = &http.Client{
+		Transport:     p.transport(cfg),
+		CheckRedirect: dontFollow,
+	}
+	return p
+}
+
+// transport returns the prober's own Transport. Proxy is left nil so the
+// environment's proxy settings never redirect a health check, and
+// keep-alives are off so every connection closes with its probe.
+func (p *httpProber) transport(cfg *messages.Config) *http.Transport {
+	t := &http.Transport{
+		DialContext:         p.dial,
+		DisableKeepAlives:   true,
+		TLSHandshakeTimeout: cfg.Timeout,
+	}
+	if cfg.Secure {
+		t.TLSClientConfig = &tls.Config{
+			InsecureSkipVerify: !cfg.TLSVerify,
+			ServerName:         tlsServerName(cfg),
+		}
+	}
+	return t
+}
+
+// tlsServerName is the name the certificate is checked against: the Host
+// header's host if set, else the IP literal (no SNI, IP SANs).
+func tlsServerName(cfg *messages.Config) string {
+	if cfg.Host == "" {
+		return cfg.IP.String()
+	}
+	if host, _, err := net.SplitHostPort(cfg.Host); err == nil {
+		return host
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(cfg.Host, "["), "]")
+}
+
+// dontFollow makes the client return a redirect as the response, so the 3xx
+// itself is evaluated against the expected codes.
+func dontFollow(*http.Request, []*http.Request) error {
+	return http.ErrUseLastResponse
+}
+
+// dial connects for the Transport under the probe's own context.
+//
+// NOTE: the Transport dials under a context detached from the request's
+// cancellation and deadline, so that a dial can outlive its request and feed
+// the idle pool. A prober has no pool, and a detached dial or TLS handshake
+// against a silent server would outlive the probe. Probe therefore puts its
+// context in the request's values, which the detached context keeps, and
+// dial binds the connection to it.
+func (p *httpProber) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if pc, ok := ctx.Value(probeCtxKey{}).(context.Context); ok {
+		ctx = pc
+	}
+	conn, err := p.dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	// The hold ends when the probe's context is done, as Probe ensures.
+	bindConn(ctx, conn)
+	return conn, nil
+}
+
+// Probe sends the request and evaluates the response.
+func (p *httpProber) Probe(ctx context.Context) messages.ProbeResult {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	ctx = context.WithValue(ctx, probeCtxKey{}, ctx)
+
+	req, err := http.NewRequestWithContext(ctx, p.method, p.url, nil)
+	if err != nil {
+		return failed(fmt.Sprintf("%s; invalid request: %v", p.prefix, err))
+	}
+	if p.host != "" {
+		req.Host = p.host
+	}
+
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return failed(p.prefix + "; " + stepFailed(ctx, "request", err))
+	}
+	defer resp.Body.Close()
+	return p.evaluate(resp)
+}
+
+// evaluate checks the status code and then the start of the body.
+func (p *httpProber) evaluate(resp *http.Response) messages.ProbeResult {
+	msg := fmt.Sprintf("%s; got %s", p.prefix, resp.Status)
+	if !slices.Contains(p.codes, resp.StatusCode) {
+		return failed(msg + "; want " + formatCodes(p.codes))
+	}
+	if p.response == "" {
+		return succeeded(msg)
+	}
+
+	got := make([]byte, len(p.response))
+	body := io.LimitReader(resp.Body, int64(len(got)))
+	if _, err := io.ReadFull(body, got); err != nil {
+		return failed(fmt.Sprintf("%s; failed to read HTTP response: %v", msg, err))
+	}
+	if string(got) != p.response {
+		return failed(fmt.Sprintf("%s; unexpected response - %q", msg, got))
+	}
+	return succeeded(msg)
+}
+
+// formatCodes lists status codes for a message, e.g. "200 or 204".
+func formatCodes(codes []int) string {
+	s := make([]string, len(codes))
+	for i, c := range codes {
+		s[i] = strconv.Itoa(c)
+	}
+	return strings.Join(s, " or ")
+}

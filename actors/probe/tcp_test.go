@@ -1,0 +1,231 @@
+package probe
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+
+	"github.com/lbhealth/hcsupervisor/messages"
+)
+
+// reply returns a handler that writes s and closes the connection.
+func reply(s string) func(net.Conn) {
+	return func(c net.Conn) {
+		_, _ = io.WriteString(c, s)
+	}
+}
+
+// pong answers the line "PING\r\n" with "+PONG\r\n" and anything else
+// with "-ERR\r\n", so a test can tell what the probe sent.
+func pong(c net.Conn) {
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	if line == "PING\r\n" {
+		_, _ = io.WriteString(c, "+PONG\r\n")
+		return
+	}
+	_, _ = io.WriteString(c, "-ERR\r\n")
+}
+
+func TestTCP(t *testing.T) {
+	tests := []struct {
+		name        string
+		handle      func(net.Conn)
+		send        string
+		receive     string
+		wantSuccess bool
+		wantMsg     string // after "TCP connect to ip:port"
+	}{
+		{
+			name:        "connect",
+			handle:      drain,
+			wantSuccess: true,
+		},
+		{
+			name:        "send only",
+			handle:      drain,
+			send:        "hello\n",
+			wantSuccess: true,
+		},
+		{
+			name:        "reply starts with receive",
+			handle:      reply("foo\n"),
+			receive:     "foo",
+			wantSuccess: true,
+		},
+		{
+			name:    "reply shorter than receive",
+			handle:  reply("foo"),
+			receive: "foo\n",
+			wantMsg: "; read failed: unexpected EOF",
+		},
+		{
+			name:    "unexpected reply",
+			handle:  reply("abc"),
+			receive: "foo",
+			wantMsg: `; unexpected response - "abc"`,
+		},
+		{
+			name:        "send and receive",
+			handle:      pong,
+			send:        "PING\r\n",
+			receive:     "+PONG",
+			wantSuccess: true,
+		},
+		{
+			name:    "send and wrong reply",
+			handle:  pong,
+			send:    "PONG\r\n",
+			receive: "+PONG",
+			wantMsg: `; unexpected response - "-ERR\r"`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ln := listenTCP(t, "tcp4", "127.0.0.1:0")
+			ap := serveTCP(t, ln, tc.handle)
+			cfg := testConfig(t, messages.CheckerTCP, ap, func(c *messages.Config) {
+				c.Send, c.Receive = tc.send, tc.receive
+			})
+
+			got := runProbe(t, cfg, probeTimeout)
+			want := "TCP connect to " + ap.String() + tc.wantMsg
+			checkResult(t, got, tc.wantSuccess, want)
+			if tc.wantSuccess && got.Message != want {
+				t.Errorf("Message = %q, want %q", got.Message, want)
+			}
+		})
+	}
+}
+
+func TestTCPRefused(t *testing.T) {
+	ap := closedPort(t, "tcp4", "127.0.0.1:0")
+	cfg := testConfig(t, messages.CheckerTCP, ap, nil)
+
+	got := runProbe(t, cfg, probeTimeout)
+	checkResult(t, got, false, "; connect failed: ")
+	checkResult(t, got, false, "connection refused")
+}
+
+func TestTCPIPv6(t *testing.T) {
+	ap := serveTCP(t, listenTCP(t, "tcp6", "[::1]:0"), reply("hi\n"))
+	cfg := testConfig(t, messages.CheckerTCP, ap, func(c *messages.Config) {
+		c.Receive = "hi"
+	})
+
+	got := runProbe(t, cfg, probeTimeout)
+	want := fmt.Sprintf("TCP connect to [::1]:%d", ap.Port())
+	checkResult(t, got, true, want)
+}
+
+func TestTCPSilentServer(t *testing.T) {
+	checkNoLeaks(t)
+	ap := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), drain)
+	cfg := testConfig(t, messages.CheckerTCP, ap, func(c *messages.Config) {
+		c.Send, c.Receive = "hello\n", "hello"
+	})
+
+	probeSilent(t, cfg, "; read timed out: ")
+}
+
+func TestTCPCancel(t *testing.T) {
+	checkNoLeaks(t)
+	accepted := make(chan struct{}, 1)
+	ap := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), signal(accepted))
+	cfg := testConfig(t, messages.CheckerTCP, ap, func(c *messages.Config) {
+		c.Receive = "hello"
+	})
+
+	probeCancelled(t, cfg, accepted)
+}
+
+func TestTCPTLS(t *testing.T) {
+	cert := selfSignedCert(t)
+	tests := []struct {
+		name        string
+		verify      bool
+		receive     string
+		wantSuccess bool
+		wantMsg     string
+	}{
+		{
+			name:        "handshake without verification",
+			wantSuccess: true,
+		},
+		{
+			name:        "receive without verification",
+			receive:     "hello",
+			wantSuccess: true,
+		},
+		{
+			name:    "verification fails",
+			verify:  true,
+			wantMsg: "; TLS handshake failed: ",
+		},
+		{
+			name:    "verification names the unknown authority",
+			verify:  true,
+			wantMsg: "certificate signed by unknown authority",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ln := tls.NewListener(listenTCP(t, "tcp4", "127.0.0.1:0"),
+				&tls.Config{Certificates: []tls.Certificate{cert}})
+			ap := serveTCP(t, ln, helloTLS)
+			cfg := testConfig(t, messages.CheckerTCP, ap, func(c *messages.Config) {
+				c.Secure, c.TLSVerify, c.Receive = true, tc.verify, tc.receive
+			})
+
+			got := runProbe(t, cfg, probeTimeout)
+			checkResult(t, got, tc.wantSuccess, tc.wantMsg)
+			checkResult(t, got, tc.wantSuccess, "TCP connect to "+ap.String())
+		})
+	}
+}
+
+// helloTLS completes the server's TLS handshake and says hello.
+func helloTLS(c net.Conn) {
+	if err := c.(*tls.Conn).Handshake(); err != nil {
+		return
+	}
+	_, _ = io.WriteString(c, "hello\n")
+	drain(c)
+}
+
+// signal returns a handler that signals on accepted, without blocking, and
+// then drains the connection.
+func signal(accepted chan<- struct{}) func(net.Conn) {
+	return func(c net.Conn) {
+		select {
+		case accepted <- struct{}{}:
+		default:
+		}
+		drain(c)
+	}
+}
+
+// TestTCPTLSSilentServer checks that a handshake with a server that never
+// answers is bounded by the context, Seesaw's goroutine and fd leak.
+func TestTCPTLSSilentServer(t *testing.T) {
+	checkNoLeaks(t)
+	ap := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), drain)
+	cfg := testConfig(t, messages.CheckerTCP, ap, func(c *messages.Config) {
+		c.Secure = true
+	})
+
+	probeSilent(t, cfg, "; TLS handshake timed out: ")
+}
+
+func TestTCPTLSCancel(t *testing.T) {
+	checkNoLeaks(t)
+	accepted := make(chan struct{}, 1)
+	ap := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), signal(accepted))
+	cfg := testConfig(t, messages.CheckerTCP, ap, func(c *messages.Config) {
+		c.Secure = true
+	})
+
+	probeCancelled(t, cfg, accepted)
+}

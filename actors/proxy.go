@@ -1,0 +1,379 @@
+package actors
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/lbhealth/hcsupervisor/messages"
+)
+
+// Defaults of ProxyConfig.
+const (
+	DefaultSocketMode   os.FileMode = 0o600
+	DefaultMaxLineBytes             = 16 << 20
+	DefaultClientQueue              = 1000
+	DefaultWriteTimeout             = 10 * time.Second
+)
+
+// statusTimeout bounds how long a client's request_status waits for the
+// manager.
+const statusTimeout = 30 * time.Second
+
+// ProxyConfig configures the socket proxy.
+type ProxyConfig struct {
+	// Path is the unix socket's path. A stale socket file is replaced; one
+	// that a live server answers on is an error.
+	Path string
+	// Mode is the socket file's permission bits. Default 0600.
+	Mode os.FileMode
+	// MaxLineBytes bounds one line from a client; a longer line is
+	// discarded with an error reply. Default 16 MiB.
+	MaxLineBytes int
+	// ClientQueue is how many lines may wait for a slow client before
+	// further lines to it are dropped (and counted). Default 1000.
+	ClientQueue int
+	// WriteTimeout bounds one write to a client. Default 10s.
+	WriteTimeout time.Duration
+	// AllowShutdown lets clients stop the server with a shutdown message;
+	// OnShutdown is then called, and must not block.
+	AllowShutdown bool
+	OnShutdown    func()
+	// Stats, if set, is updated as the proxy works.
+	Stats *ProxyStats
+	// Logger receives the proxy's log lines.
+	Logger zerolog.Logger
+}
+
+// ProxyStats counts what a proxy did. Its fields are safe to read
+// concurrently with the proxy running.
+type ProxyStats struct {
+	// Clients is the number of connected clients.
+	Clients atomic.Int64
+	// LinesRejected counts lines answered with an error.
+	LinesRejected atomic.Uint64
+	// LinesDropped counts lines not written to a client whose queue was
+	// full.
+	LinesDropped atomic.Uint64
+}
+
+func (cfg *ProxyConfig) applyDefaults() {
+	if cfg.Mode == 0 {
+		cfg.Mode = DefaultSocketMode
+	}
+	if cfg.MaxLineBytes <= 0 {
+		cfg.MaxLineBytes = DefaultMaxLineBytes
+	}
+	if cfg.ClientQueue <= 0 {
+		cfg.ClientQueue = DefaultClientQueue
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.Stats == nil {
+		cfg.Stats = &ProxyStats{}
+	}
+}
+
+// proxy is the socket edge: it serves the JSON-lines protocol to every
+// client of its unix socket.
+//
+// It accepts *messages.NotificationBatch (written to every client) and its
+// own connection events. It sends *messages.UpdateConfigs and
+// *messages.RequestStatus to the manager. Socket I/O runs in goroutines
+// the proxy owns: one accept loop, and a reader and a writer per client.
+// Its state lives in proxyState, so a restart keeps the listener and the
+// connected clients.
+type proxy struct {
+	*proxyState
+}
+
+type proxyState struct {
+	cfg     ProxyConfig
+	log     zerolog.Logger
+	ln      *net.UnixListener
+	manager *actor.PID
+
+	clients map[uint64]*client
+	nextID  uint64
+
+	// acceptDone is closed when the accept loop has returned; accepting
+	// says whether it was started.
+	acceptDone chan struct{}
+	accepting  bool
+
+	// unclaimed holds connections accepted but not yet taken up by the
+	// actor, so a stop can close them.
+	mu        sync.Mutex
+	unclaimed map[net.Conn]bool
+}
+
+// clientConnected hands the proxy a new connection.
+type clientConnected struct {
+	conn net.Conn
+}
+
+// clientRequest carries one decoded line (or why it could not be).
+type clientRequest struct {
+	client *client
+	msg    any
+	err    error
+}
+
+// clientGone says a client's reader has ended.
+type clientGone struct {
+	client *client
+}
+
+// IgnoreDeadLetterLogging keeps messages from connections that outlive the
+// proxy out of the dead-letter log.
+func (*clientRequest) IgnoreDeadLetterLogging() {}
+
+// IgnoreDeadLetterLogging: see clientRequest.
+func (*clientGone) IgnoreDeadLetterLogging() {}
+
+// ListenProxy opens the proxy's socket and returns the edge that serves
+// it. The socket is closed and removed when the edge's actor stops.
+func ListenProxy(cfg ProxyConfig) (Edge, error) {
+	cfg.applyDefaults()
+	ln, err := listenUnix(cfg.Path, cfg.Mode)
+	if err != nil {
+		return Edge{}, err
+	}
+	props := func(manager *actor.PID) *actor.Props {
+		st := &proxyState{
+			cfg:        cfg,
+			log:        cfg.Logger.With().Str("actor", "proxy").Logger(),
+			ln:         ln,
+			manager:    manager,
+			clients:    make(map[uint64]*client),
+			acceptDone: make(chan struct{}),
+			unclaimed:  make(map[net.Conn]bool),
+		}
+		return actor.PropsFromProducer(func() actor.Actor {
+			return &proxy{proxyState: st}
+		})
+	}
+	return Edge{Name: "proxy", Props: props, Close: ln.Close}, nil
+}
+
+// listenUnix listens on path with the given mode, replacing a stale socket
+// file but never one a live server answers on.
+func listenUnix(path string, mode os.FileMode) (*net.UnixListener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("listen %s: exists and is not a socket", path)
+		}
+		if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			conn.Close()
+			return nil, fmt.Errorf("listen %s: another server is using it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("listen %s: removing stale socket: %w", path, err)
+		}
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen %s: setting mode %v: %w", path, mode, err)
+	}
+	return ln, nil
+}
+
+// Receive handles one message.
+func (p *proxy) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *messages.NotificationBatch:
+		p.broadcast(m)
+	case *clientRequest:
+		p.handleRequest(c, m)
+	case *clientConnected:
+		p.handleConnected(c, m.conn)
+	case *clientGone:
+		p.remove(m.client)
+	case *actor.Started:
+		p.startAccepting(c)
+	case *actor.Stopping:
+		p.shutdown()
+	case *actor.Stopped, *actor.Restarting:
+	default:
+		p.log.Warn().Str("type", fmt.Sprintf("%T", m)).Msg("unexpected_message")
+	}
+}
+
+func (p *proxy) startAccepting(c actor.Context) {
+	if p.accepting {
+		return
+	}
+	p.accepting = true
+	p.log.Info().Str("socket", p.cfg.Path).Msg("proxy_listening")
+	self, root := c.Self(), c.ActorSystem().Root
+	go p.acceptLoop(self, root)
+}
+
+// acceptLoop runs until the listener is closed.
+func (p *proxyState) acceptLoop(self *actor.PID, root *actor.RootContext) {
+	defer close(p.acceptDone)
+	for {
+		conn, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		p.unclaimed[conn] = true
+		p.mu.Unlock()
+		root.Send(self, &clientConnected{conn: conn})
+	}
+}
+
+func (p *proxy) handleConnected(c actor.Context, conn net.Conn) {
+	p.mu.Lock()
+	delete(p.unclaimed, conn)
+	p.mu.Unlock()
+
+	p.nextID++
+	cl := newClient(p.nextID, conn, p.cfg, p.log)
+	p.clients[cl.id] = cl
+	p.cfg.Stats.Clients.Add(1)
+	cl.log.Info().Func(peerFields(conn)).Msg("client_connected")
+
+	cl.start(c.Self(), c.ActorSystem().Root)
+	p.send(cl, &messages.Ready{})
+}
+
+func (p *proxy) handleRequest(c actor.Context, r *clientRequest) {
+	cl := r.client
+	if p.clients[cl.id] != cl {
+		return
+	}
+	if r.err != nil {
+		p.reject(cl, &messages.Error{Message: r.err.Error()})
+		return
+	}
+	switch m := r.msg.(type) {
+	case *messages.UpdateConfigs:
+		for _, rej := range m.Rejected {
+			p.reject(cl, messages.ErrorFor(rej))
+		}
+		c.Send(p.manager, m)
+	case *messages.RequestStatus:
+		p.requestStatus(c, cl, m)
+	case *messages.Shutdown:
+		p.handleShutdown(cl)
+	default:
+		p.reject(cl, &messages.Error{
+			Message: fmt.Sprintf("unexpected message from a client: %T", m),
+		})
+	}
+}
+
+func (p *proxy) requestStatus(c actor.Context, cl *client, m *messages.RequestStatus) {
+	f := c.RequestFuture(p.manager, m, statusTimeout)
+	c.ReenterAfter(f, func(res any, err error) {
+		if err != nil {
+			p.reject(cl, &messages.Error{Message: "request_status: " + err.Error()})
+			return
+		}
+		p.send(cl, res)
+	})
+}
+
+func (p *proxy) handleShutdown(cl *client) {
+	if !p.cfg.AllowShutdown || p.cfg.OnShutdown == nil {
+		p.reject(cl, &messages.Error{
+			Message: "shutdown: not allowed; start the server with -allow_shutdown",
+		})
+		return
+	}
+	cl.log.Warn().Msg("shutdown_requested")
+	p.cfg.OnShutdown()
+}
+
+func (p *proxy) reject(cl *client, e *messages.Error) {
+	p.cfg.Stats.LinesRejected.Add(1)
+	cl.log.Debug().Str("error", e.Message).Msg("line_rejected")
+	p.send(cl, e)
+}
+
+// send encodes msg and queues it for one client.
+func (p *proxy) send(cl *client, msg any) {
+	line, err := messages.EncodeLine(msg)
+	if err != nil {
+		p.log.Error().Err(err).Msg("encode_failed")
+		return
+	}
+	p.enqueue(cl, line)
+}
+
+func (p *proxy) broadcast(batch *messages.NotificationBatch) {
+	if len(p.clients) == 0 {
+		return
+	}
+	line, err := messages.EncodeLine(batch)
+	if err != nil {
+		p.log.Error().Err(err).Msg("encode_failed")
+		return
+	}
+	for _, cl := range p.clients {
+		p.enqueue(cl, line)
+	}
+}
+
+// enqueue hands a line to a client's writer without ever blocking: a
+// client too slow to keep up loses the line, which is counted and logged.
+func (p *proxy) enqueue(cl *client, line []byte) {
+	select {
+	case cl.out <- line:
+		cl.dropping = false
+	default:
+		p.cfg.Stats.LinesDropped.Add(1)
+		if !cl.dropping {
+			cl.dropping = true
+			cl.log.Warn().Int("queue", cap(cl.out)).Msg("client_too_slow_dropping")
+		}
+	}
+}
+
+func (p *proxy) remove(cl *client) {
+	if p.clients[cl.id] != cl {
+		return
+	}
+	delete(p.clients, cl.id)
+	p.cfg.Stats.Clients.Add(-1)
+	cl.close()
+	cl.log.Info().Msg("client_disconnected")
+}
+
+// shutdown closes the socket and every connection, flushing what each
+// client's writer still holds within the write timeout.
+func (p *proxy) shutdown() {
+	p.ln.Close()
+	if p.accepting {
+		<-p.acceptDone
+	}
+	p.mu.Lock()
+	for conn := range p.unclaimed {
+		conn.Close()
+	}
+	clear(p.unclaimed)
+	p.mu.Unlock()
+
+	for _, cl := range p.clients {
+		cl.close()
+	}
+	for id, cl := range p.clients {
+		cl.wait()
+		delete(p.clients, id)
+		p.cfg.Stats.Clients.Add(-1)
+	}
+	p.log.Info().Msg("proxy_stopped")
+}

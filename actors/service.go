@@ -1,0 +1,191 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/lbhealth/hcsupervisor/messages"
+)
+
+// rootName is the name of the service's top actor; the manager is
+// rootName/manager and its checks rootName/manager/<id>.
+const rootName = "hc"
+
+// Edge is an actor that connects the tree to the outside world, such as
+// the socket proxy or the Engine bridge. It sends the manager
+// *messages.UpdateConfigs and *messages.RequestStatus, and receives every
+// *messages.NotificationBatch.
+type Edge struct {
+	// Name is the edge actor's name under the service's root.
+	Name string
+	// Props returns the edge's props, given the manager's PID.
+	Props func(manager *actor.PID) *actor.Props
+	// Close, if set, releases what the edge holds before it is spawned;
+	// Start calls it for edges it could not spawn.
+	Close func() error
+}
+
+// ServiceConfig configures a whole server.
+type ServiceConfig struct {
+	// Manager configures the manager; its Sink is set by Start.
+	Manager ManagerConfig
+	// Edges are spawned beside the manager.
+	Edges []Edge
+	// Logger receives the service's and the actor library's log lines.
+	Logger zerolog.Logger
+}
+
+// Service is a running supervision tree in its own actor system.
+type Service struct {
+	sys  *actor.ActorSystem
+	root *actor.PID
+	done chan struct{}
+}
+
+// Start creates an actor system and spawns the tree: a root actor with the
+// manager and the edges under it.
+func Start(cfg ServiceConfig) (*Service, error) {
+	sys := NewSystem(cfg.Logger)
+	s := &Service{sys: sys, done: make(chan struct{})}
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &supervisor{cfg: cfg, done: s.done}
+	})
+	pid, err := sys.Root.SpawnNamed(props, rootName)
+	if err != nil {
+		for _, e := range cfg.Edges {
+			if e.Close != nil {
+				e.Close()
+			}
+		}
+		return nil, fmt.Errorf("start service: %w", err)
+	}
+	s.root = pid
+	return s, nil
+}
+
+// System returns the service's actor system.
+func (s *Service) System() *actor.ActorSystem { return s.sys }
+
+// Manager returns the manager's PID.
+func (s *Service) Manager() *actor.PID {
+	return actor.NewPID(s.sys.Address(), rootName+"/manager")
+}
+
+// Stop drains the tree in order (checks stop, pending notifications reach
+// the edges, the edges stop) and waits until it is done or ctx ends.
+func (s *Service) Stop(ctx context.Context) error {
+	s.sys.Root.Send(s.root, &drain{})
+	select {
+	case <-s.done:
+		s.sys.Shutdown()
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop service: %w", ctx.Err())
+	}
+}
+
+// supervisor is the service's root actor. It routes notification batches
+// from the manager to every edge and stops the tree in order.
+//
+// It accepts *messages.NotificationBatch, and *drain to stop.
+type supervisor struct {
+	cfg     ServiceConfig
+	log     zerolog.Logger
+	done    chan struct{}
+	manager *actor.PID
+	edges   []*actor.PID
+	// draining is set once the manager has been asked to stop.
+	draining bool
+}
+
+// drain asks the root actor to stop the tree in order.
+type drain struct{}
+
+// stopEdges comes after every batch the manager flushed on stopping.
+type stopEdges struct{}
+
+// Receive handles one message.
+func (s *supervisor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *messages.NotificationBatch:
+		for _, e := range s.edges {
+			c.Send(e, m)
+		}
+	case *drain:
+		s.handleDrain(c)
+	case *stopEdges:
+		for _, e := range s.edges {
+			c.Poison(e)
+		}
+	case *actor.Terminated:
+		s.handleTerminated(c, m)
+	case *actor.Started:
+		s.handleStarted(c)
+	case *actor.Stopped:
+		close(s.done)
+	case *actor.Stopping, *actor.Restarting:
+	default:
+		s.log.Warn().Str("type", fmt.Sprintf("%T", m)).Msg("unexpected_message")
+	}
+}
+
+func (s *supervisor) handleStarted(c actor.Context) {
+	s.log = s.cfg.Logger.With().Str("actor", "root").Logger()
+	mcfg := s.cfg.Manager
+	mcfg.Sink = c.Self()
+	manager, err := c.SpawnNamed(NewManager(mcfg), "manager")
+	if err != nil {
+		panic(fmt.Errorf("spawn manager: %w", err))
+	}
+	s.manager = manager
+	s.edges = s.edges[:0]
+	for _, e := range s.cfg.Edges {
+		pid, err := c.SpawnNamed(e.Props(manager), e.Name)
+		if err != nil {
+			panic(fmt.Errorf("spawn edge %s: %w", e.Name, err))
+		}
+		s.edges = append(s.edges, pid)
+	}
+	s.log.Info().Int("edges", len(s.edges)).Msg("service_started")
+}
+
+func (s *supervisor) handleDrain(c actor.Context) {
+	if s.draining {
+		return
+	}
+	s.draining = true
+	s.log.Info().Msg("service_stopping")
+	c.Send(s.manager, &messages.Shutdown{})
+}
+
+// handleTerminated moves the drain on: after the manager, the edges; after
+// the last edge, the root itself.
+func (s *supervisor) handleTerminated(c actor.Context, m *actor.Terminated) {
+	if !s.draining {
+		s.log.Error().Str("child", m.Who.Id).Msg("child_terminated")
+		return
+	}
+	if m.Who.Equal(s.manager) {
+		// NOTE: Terminated is a system message and overtakes the batches
+		// the notifier flushed while stopping; a message to self queues
+		// behind them.
+		c.Send(c.Self(), &stopEdges{})
+		s.manager = nil
+		if len(s.edges) == 0 {
+			c.Stop(c.Self())
+		}
+		return
+	}
+	for i, e := range s.edges {
+		if e.Equal(m.Who) {
+			s.edges = append(s.edges[:i], s.edges[i+1:]...)
+			break
+		}
+	}
+	if s.manager == nil && len(s.edges) == 0 {
+		c.Stop(c.Self())
+	}
+}

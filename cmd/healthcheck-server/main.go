@@ -1,0 +1,205 @@
+// Command healthcheck-server probes load-balancer backends and reports
+// their state changes: a drop-in replacement for Seesaw's
+// seesaw_healthcheck, built on an actor per check.
+//
+// Exit status: 0 after a clean stop, 1 when the server cannot start or
+// stop cleanly, 2 for bad flags.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/lbhealth/hcsupervisor/actors"
+)
+
+// stopTimeout bounds a graceful stop after SIGINT or SIGTERM.
+const stopTimeout = 20 * time.Second
+
+// config holds the server's flags.
+type config struct {
+	batchDelay     time.Duration
+	batchSize      int
+	channelSize    int
+	engine         string
+	maxFailures    int
+	notifyInterval time.Duration
+	fetchInterval  time.Duration
+	retryDelay     time.Duration
+	dryRun         bool
+	proxySocket    string
+	socketMode     string
+	allowShutdown  bool
+	metricsAddr    string
+	logLevel       string
+	logFormat      string
+}
+
+// defaultConfig returns the defaults: Seesaw's flag defaults and socket
+// paths.
+func defaultConfig() config {
+	return config{
+		batchDelay:     actors.DefaultBatchDelay,
+		batchSize:      actors.DefaultBatchSize,
+		channelSize:    actors.DefaultClientQueue,
+		engine:         "/var/run/seesaw/engine/engine.sock",
+		maxFailures:    10,
+		notifyInterval: actors.DefaultNotifyInterval,
+		fetchInterval:  15 * time.Second,
+		retryDelay:     2 * time.Second,
+		proxySocket:    "/var/run/seesaw/healthcheck-proxy.sock",
+		socketMode:     "0600",
+		metricsAddr:    "127.0.0.1:10258",
+		logLevel:       "info",
+		logFormat:      "json",
+	}
+}
+
+func (c *config) register(fs *flag.FlagSet) {
+	fs.DurationVar(&c.batchDelay, "batch_delay", c.batchDelay,
+		"longest a notification waits for its batch to fill")
+	fs.IntVar(&c.batchSize, "batch_size", c.batchSize,
+		"most notifications in one batch")
+	fs.IntVar(&c.channelSize, "channel_size", c.channelSize,
+		"lines queued per socket client before further lines are dropped")
+	fs.StringVar(&c.engine, "engine", c.engine,
+		"Seesaw Engine socket; empty disables the Engine bridge")
+	fs.IntVar(&c.maxFailures, "max_failures", c.maxFailures,
+		"consecutive Engine failures before the bridge alarms")
+	fs.DurationVar(&c.notifyInterval, "notify_interval", c.notifyInterval,
+		"how often every check's status is re-sent")
+	fs.DurationVar(&c.fetchInterval, "fetch_interval", c.fetchInterval,
+		"how often configs are fetched from the Engine")
+	fs.DurationVar(&c.retryDelay, "retry_delay", c.retryDelay,
+		"delay between retries of a failed Engine call")
+	fs.BoolVar(&c.dryRun, "dry_run", c.dryRun,
+		"succeed every probe without touching the network")
+	fs.StringVar(&c.proxySocket, "proxy_socket", c.proxySocket,
+		"JSON-lines unix socket; empty disables it")
+	fs.StringVar(&c.socketMode, "socket_mode", c.socketMode,
+		"permission bits of the proxy socket, in octal")
+	fs.BoolVar(&c.allowShutdown, "allow_shutdown", c.allowShutdown,
+		"let socket clients stop the server with a shutdown message")
+	fs.StringVar(&c.metricsAddr, "metrics_addr", c.metricsAddr,
+		"HTTP listener for operators; empty disables it")
+	fs.StringVar(&c.logLevel, "log_level", c.logLevel,
+		"debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log_format", c.logFormat, "json or console")
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("healthcheck-server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	logger, err := newLogger(stderr, cfg.logFormat, cfg.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "healthcheck-server: %v\n", err)
+		return 2
+	}
+	if err := serve(cfg, logger); err != nil {
+		logger.Error().Err(err).Msg("server_failed")
+		return 1
+	}
+	return 0
+}
+
+// serve runs the server until SIGINT, SIGTERM or an allowed shutdown
+// request, then stops it.
+func serve(cfg config, logger zerolog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(),
+		syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	var edges []actors.Edge
+	if cfg.proxySocket != "" {
+		proxy, err := listenProxy(cfg, logger, stop)
+		if err != nil {
+			return err
+		}
+		edges = append(edges, proxy)
+	}
+	if cfg.engine != "" {
+		// TODO(bridge): run the Engine bridge in-process; it arrives with
+		// the bridge issue, and until then the socket is the only source.
+		logger.Warn().Str("engine", cfg.engine).
+			Msg("engine_bridge_not_available_using_socket_only")
+	}
+	if cfg.metricsAddr != "" {
+		// TODO(operators): serve metrics and status; they arrive with the
+		// operators' issue.
+		logger.Warn().Str("metrics_addr", cfg.metricsAddr).
+			Msg("metrics_listener_not_available")
+	}
+
+	mcfg := actors.DefaultManagerConfig()
+	mcfg.NotifyInterval = cfg.notifyInterval
+	mcfg.BatchSize = cfg.batchSize
+	mcfg.BatchDelay = cfg.batchDelay
+	mcfg.DryRun = cfg.dryRun
+	mcfg.Logger = logger
+	svc, err := actors.Start(actors.ServiceConfig{
+		Manager: mcfg, Edges: edges, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	logger.Info().Bool("dry_run", cfg.dryRun).Msg("server_started")
+
+	<-ctx.Done()
+	logger.Info().Msg("server_stopping")
+	stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	if err := svc.Stop(stopCtx); err != nil {
+		return err
+	}
+	logger.Info().Msg("server_stopped")
+	return nil
+}
+
+func listenProxy(cfg config, logger zerolog.Logger, stop func()) (actors.Edge, error) {
+	mode, err := strconv.ParseUint(cfg.socketMode, 8, 32)
+	if err != nil || mode > 0o777 {
+		return actors.Edge{}, fmt.Errorf("-socket_mode: invalid mode %q", cfg.socketMode)
+	}
+	return actors.ListenProxy(actors.ProxyConfig{
+		Path:          cfg.proxySocket,
+		Mode:          os.FileMode(mode),
+		ClientQueue:   cfg.channelSize,
+		AllowShutdown: cfg.allowShutdown,
+		OnShutdown:    stop,
+		Logger:        logger,
+	})
+}
+
+// newLogger builds the one logger of the process.
+func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		return zerolog.Logger{}, fmt.Errorf("-log_level: unknown level %q", level)
+	}
+	switch format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	default:
+		return zerolog.Logger{}, fmt.Errorf("-log_format: want json or console, got %q", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
