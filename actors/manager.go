@@ -100,8 +100,10 @@ type managerState struct {
 	pids     map[uint64]*actor.PID
 	stopping map[string]uint64
 
-	// draining is set once a Shutdown has arrived.
+	// draining is set once a Shutdown has arrived; halting while the
+	// manager stops or restarts, when the library stops the children.
 	draining bool
+	halting  bool
 }
 
 // respawn asks the manager to start a desired check that has no child.
@@ -166,6 +168,7 @@ func (m *manager) Receive(c actor.Context) {
 	case *actor.Started:
 		m.handleStarted(c)
 	case *actor.Stopping, *actor.Restarting:
+		m.halting = true
 		m.stopNotifyTimer()
 	case *actor.Stopped:
 	default:
@@ -191,6 +194,7 @@ func (m *manager) handleStarted(c actor.Context) {
 		newProber: m.cfg.NewProber,
 		logger:    m.cfg.Logger,
 	}
+	m.halting = false
 	clear(m.pids)
 	clear(m.stopping)
 	for _, rec := range m.records {
@@ -321,6 +325,9 @@ func (m *manager) drainProgress(c actor.Context) {
 // new check of a re-added ID, or the same check after the supervisor gave
 // up restarting it.
 func (m *manager) handleTerminated(c actor.Context, msg *actor.Terminated) {
+	if m.halting {
+		return
+	}
 	id, wasStopping := m.stopping[msg.Who.Id]
 	delete(m.stopping, msg.Who.Id)
 	if m.draining {
