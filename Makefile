@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+
+GO       ?= go
+BIN      := bin
+FUZZTIME ?= 30s
+
+.PHONY: all build demo test vet fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## demo: real backends on loopback, the server, and a client printing
+## every state change. Ctrl-C stops all of it.
+demo: build
+	$(BIN)/hcdemo -server $(BIN)/healthcheck-server
+
+## test: vet, then every test under the race detector (fuzz seed corpora
+## included).
+test: vet
+	$(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+## fuzz: run each fuzz target for FUZZTIME.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$target"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean:
+	rm -rf $(BIN)
