@@ -8,9 +8,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -127,9 +130,13 @@ func serve(cfg config, logger zerolog.Logger) error {
 		syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	stats := actors.OperatorStats{
+		Notifier: &actors.NotifierStats{},
+		Proxy:    &actors.ProxyStats{},
+	}
 	var edges []actors.Edge
 	if cfg.proxySocket != "" {
-		proxy, err := listenProxy(cfg, logger, stop)
+		proxy, err := listenProxy(cfg, logger, stats.Proxy, stop)
 		if err != nil {
 			return err
 		}
@@ -141,11 +148,14 @@ func serve(cfg config, logger zerolog.Logger) error {
 		logger.Warn().Str("engine", cfg.engine).
 			Msg("engine_bridge_not_available_using_socket_only")
 	}
+	var operators net.Listener
 	if cfg.metricsAddr != "" {
-		// TODO(operators): serve metrics and status; they arrive with the
-		// operators' issue.
-		logger.Warn().Str("metrics_addr", cfg.metricsAddr).
-			Msg("metrics_listener_not_available")
+		ln, err := net.Listen("tcp", cfg.metricsAddr)
+		if err != nil {
+			closeEdges(edges)
+			return fmt.Errorf("-metrics_addr: %w", err)
+		}
+		operators = ln
 	}
 
 	mcfg := actors.DefaultManagerConfig()
@@ -153,19 +163,30 @@ func serve(cfg config, logger zerolog.Logger) error {
 	mcfg.BatchSize = cfg.batchSize
 	mcfg.BatchDelay = cfg.batchDelay
 	mcfg.DryRun = cfg.dryRun
+	mcfg.NotifierStats = stats.Notifier
 	mcfg.Logger = logger
 	svc, err := actors.Start(actors.ServiceConfig{
 		Manager: mcfg, Edges: edges, Logger: logger,
 	})
 	if err != nil {
+		if operators != nil {
+			operators.Close()
+		}
 		return err
 	}
 	logger.Info().Bool("dry_run", cfg.dryRun).Msg("server_started")
+	var httpSrv *http.Server
+	if operators != nil {
+		httpSrv = serveOperators(operators, svc.OperatorHandler(stats), logger)
+	}
 
 	<-ctx.Done()
 	logger.Info().Msg("server_stopping")
 	stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
+	if httpSrv != nil {
+		httpSrv.Shutdown(stopCtx)
+	}
 	if err := svc.Stop(stopCtx); err != nil {
 		return err
 	}
@@ -173,7 +194,32 @@ func serve(cfg config, logger zerolog.Logger) error {
 	return nil
 }
 
-func listenProxy(cfg config, logger zerolog.Logger, stop func()) (actors.Edge, error) {
+// serveOperators serves the operators' endpoints on ln until Shutdown.
+func serveOperators(ln net.Listener, h http.Handler, logger zerolog.Logger) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      30 * time.Second,
+	}
+	logger.Info().Str("addr", ln.Addr().String()).Msg("operators_listening")
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error().Err(err).Msg("operators_listener_failed")
+		}
+	}()
+	return srv
+}
+
+func closeEdges(edges []actors.Edge) {
+	for _, e := range edges {
+		if e.Close != nil {
+			e.Close()
+		}
+	}
+}
+
+func listenProxy(cfg config, logger zerolog.Logger, stats *actors.ProxyStats,
+	stop func()) (actors.Edge, error) {
 	mode, err := strconv.ParseUint(cfg.socketMode, 8, 32)
 	if err != nil || mode > 0o777 {
 		return actors.Edge{}, fmt.Errorf("-socket_mode: invalid mode %q", cfg.socketMode)
@@ -184,6 +230,7 @@ func listenProxy(cfg config, logger zerolog.Logger, stop func()) (actors.Edge, e
 		ClientQueue:   cfg.channelSize,
 		AllowShutdown: cfg.allowShutdown,
 		OnShutdown:    stop,
+		Stats:         stats,
 		Logger:        logger,
 	})
 }

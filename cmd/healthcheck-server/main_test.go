@@ -1,0 +1,43 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestRunRejectsBadFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"-nope"}, "flag provided but not defined"},
+		{"bad log level", []string{"-log_level", "loud"}, "-log_level"},
+		{"bad log format", []string{"-log_format", "xml"}, "-log_format"},
+		{"bad duration", []string{"-batch_delay", "soon"}, "batch_delay"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if got := run(tt.args, &stderr); got != 2 {
+				t.Errorf("exit status = %d, want 2", got)
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr = %q, want it to mention %q", stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestRunFailsOnBadSocketMode(t *testing.T) {
+	var stderr bytes.Buffer
+	args := []string{"-engine", "", "-metrics_addr", "",
+		"-proxy_socket", t.TempDir() + "/s", "-socket_mode", "999"}
+	if got := run(args, &stderr); got != 1 {
+		t.Errorf("exit status = %d, want 1", got)
+	}
+	if !strings.Contains(stderr.String(), "-socket_mode") {
+		t.Errorf("stderr = %q, want it to name -socket_mode", stderr.String())
+	}
+}
