@@ -3,6 +3,7 @@ package messages
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -226,6 +227,9 @@ func (c *Config) validateHTTP() error {
 	}
 	if strings.ContainsAny(c.Path, " \r\n") {
 		return fmt.Errorf("path: must not contain spaces or line breaks")
+	}
+	if _, err := url.ParseRequestURI(c.Path); err != nil {
+		return fmt.Errorf("path: %q is not a request URI", c.Path)
 	}
 	if strings.ContainsAny(c.Host, " \r\n/") {
 		return fmt.Errorf("host: invalid Host header %q", c.Host)

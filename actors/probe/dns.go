@@ -58,12 +58,14 @@ func (p *dnsProber) Probe(ctx context.Context) messages.ProbeResult {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 
+	step := "query"
 	r, err := p.exchange(ctx, "udp")
 	if err == nil && r.Truncated {
+		step = "query over TCP"
 		r, err = p.exchange(ctx, "tcp")
 	}
 	if err != nil {
-		return failed(p.prefix + "; " + stepFailed(ctx, "query", err))
+		return failed(p.prefix + "; " + stepFailed(ctx, step, err))
 	}
 
 	ok, detail := evaluateDNS(p.query.Question[0], p.want, r)
@@ -79,7 +81,9 @@ func (p *dnsProber) Probe(ctx context.Context) messages.ProbeResult {
 //
 // NOTE: we dial ourselves rather than call Client.ExchangeContext, which
 // honours ctx's deadline but not its cancellation.
-func (p *dnsProber) exchange(ctx context.Context, network string) (*dns.Msg, error) {
+func (p *dnsProber) exchange(
+	ctx context.Context, network string,
+) (*dns.Msg, error) {
 	nc, err := p.dialer.DialContext(ctx, network, p.target)
 	if err != nil {
 		return nil, err
@@ -113,7 +117,8 @@ func evaluateDNS(q dns.Question, want []netip.Addr, r *dns.Msg) (bool, string) {
 		return false, "got " + rcodeName(r.Rcode)
 	}
 
-	var unexpected []netip.Addr
+	var first netip.Addr // the first unexpected address
+	var n int            // how many unexpected addresses
 	for _, rr := range r.Answer {
 		addr, ok := answerAddr(q, rr)
 		if !ok {
@@ -122,15 +127,19 @@ func evaluateDNS(q dns.Question, want []netip.Addr, r *dns.Msg) (bool, string) {
 		if len(want) == 0 || slices.Contains(want, addr) {
 			return true, "received answer " + addr.String()
 		}
-		unexpected = append(unexpected, addr)
+		if n == 0 {
+			first = addr
+		}
+		n++
 	}
-	return false, notAnswered(q, unexpected)
+	return false, notAnswered(q, first, n)
 }
 
 // sameQuestion reports whether a echoes q, names compared
 // case-insensitively.
 func sameQuestion(a, q dns.Question) bool {
-	return a.Qtype == q.Qtype && a.Qclass == q.Qclass && sameName(a.Name, q.Name)
+	return a.Qtype == q.Qtype && a.Qclass == q.Qclass &&
+		sameName(a.Name, q.Name)
 }
 
 // questionString formats a question for a message, e.g.
@@ -153,7 +162,8 @@ func answerAddr(q dns.Question, rr dns.RR) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	h := rr.Header()
-	if h.Rrtype != q.Qtype || h.Class != dns.ClassINET || !sameName(h.Name, q.Name) {
+	if h.Rrtype != q.Qtype || h.Class != dns.ClassINET ||
+		!sameName(h.Name, q.Name) {
 		return netip.Addr{}, false
 	}
 	var ip net.IP
@@ -169,17 +179,16 @@ func answerAddr(q dns.Question, rr dns.RR) (netip.Addr, bool) {
 	return addr.Unmap(), ok
 }
 
-// notAnswered describes a reply without an acceptable answer, naming the
-// first unexpected address if there was one.
-func notAnswered(q dns.Question, unexpected []netip.Addr) string {
-	switch len(unexpected) {
+// notAnswered describes a reply without an acceptable answer to q: it had n
+// answers of q's type, the first with address first, none of them expected.
+func notAnswered(q dns.Question, first netip.Addr, n int) string {
+	switch n {
 	case 0:
-		return "no " + dns.TypeToString[q.Qtype] + " answer"
+		return "no " + dns.Type(q.Qtype).String() + " answer"
 	case 1:
-		return fmt.Sprintf("answer %s not expected", unexpected[0])
+		return fmt.Sprintf("answer %s not expected", first)
 	}
-	return fmt.Sprintf("answer %s (and %d more) not expected",
-		unexpected[0], len(unexpected)-1)
+	return fmt.Sprintf("answer %s (and %d more) not expected", first, n-1)
 }
 
 // rcodeName names a response code, e.g. "NXDOMAIN".

@@ -42,9 +42,12 @@ func newHTTP(cfg *messages.Config) Prober {
 	if cfg.Secure {
 		scheme = "https"
 	}
+	prefix := fmt.Sprintf("HTTP %s to %s", cfg.Method, cfg.Target())
 	u := scheme + "://" + cfg.Target() + cfg.Path
 	if _, err := url.Parse(u); err != nil {
-		return &brokenProber{message: fmt.Sprintf("invalid HTTP URL: %v", err)}
+		return &brokenProber{
+			message: fmt.Sprintf("%s; invalid URL: %v", prefix, err),
+		}
 	}
 
 	p := &httpProber{
@@ -54,7 +57,7 @@ func newHTTP(cfg *messages.Config) Prober {
 		host:     cfg.Host,
 		codes:    slices.Clone(cfg.ExpectedCodes),
 		response: cfg.Response,
-		prefix:   fmt.Sprintf("HTTP %s to %s", cfg.Method, cfg.Target()),
+		prefix:   prefix,
 	}
 	p.client = &http.Client{
 		Transport:     p.transport(cfg),
@@ -107,7 +110,9 @@ func dontFollow(*http.Request, []*http.Request) error {
 // against a silent server would outlive the probe. Probe therefore puts its
 // context in the request's values, which the detached context keeps, and
 // dial binds the connection to it.
-func (p *httpProber) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+func (p *httpProber) dial(
+	ctx context.Context, network, addr string,
+) (net.Conn, error) {
 	if pc, ok := ctx.Value(probeCtxKey{}).(context.Context); ok {
 		ctx = pc
 	}
@@ -115,7 +120,8 @@ func (p *httpProber) dial(ctx context.Context, network, addr string) (net.Conn, 
 	if err != nil {
 		return nil, err
 	}
-	// The hold ends when the probe's context is done, as Probe ensures.
+	// Probe always sets the value and always ends its context, which
+	// ends the hold: no stop is needed.
 	bindConn(ctx, conn)
 	return conn, nil
 }
@@ -155,7 +161,8 @@ func (p *httpProber) evaluate(resp *http.Response) messages.ProbeResult {
 	got := make([]byte, len(p.response))
 	body := io.LimitReader(resp.Body, int64(len(got)))
 	if _, err := io.ReadFull(body, got); err != nil {
-		return failed(fmt.Sprintf("%s; failed to read HTTP response: %v", msg, err))
+		return failed(fmt.Sprintf(
+			"%s; failed to read HTTP response: %v", msg, err))
 	}
 	if string(got) != p.response {
 		return failed(fmt.Sprintf("%s; unexpected response - %q", msg, got))

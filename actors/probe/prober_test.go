@@ -67,8 +67,8 @@ func TestNewSupported(t *testing.T) {
 // deadline still ends by the config's Timeout.
 func TestConfigTimeoutBounds(t *testing.T) {
 	checkNoLeaks(t)
-	ap := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), drain)
-	cfg := testConfig(t, messages.CheckerTCP, ap, func(c *messages.Config) {
+	srv := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), drain)
+	cfg := testConfig(t, messages.CheckerTCP, srv.addr, func(c *messages.Config) {
 		c.Receive = "hello"
 		c.Timeout = silentTimeout
 	})
@@ -80,12 +80,13 @@ func TestConfigTimeoutBounds(t *testing.T) {
 	if elapsed := time.Since(start); elapsed > silentTimeout+lateness {
 		t.Errorf("probe took %v, want at most %v", elapsed, silentTimeout+lateness)
 	}
+	srv.waitClosed(t)
 }
 
 // TestConcurrentUse runs one prober of each kind from several goroutines,
 // for the race detector.
 func TestConcurrentUse(t *testing.T) {
-	tcpAddr := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), drain)
+	tcpAddr := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), drain).addr
 	httpAddr := startHTTP(t)
 	dnsAddr := startDNS(t, newTestZone())
 	cfgs := []messages.Config{
@@ -276,24 +277,41 @@ func drain(c net.Conn) {
 	_, _ = io.Copy(io.Discard, c)
 }
 
-// serveTCP serves ln with handle, one goroutine per connection, and
-// returns ln's address. Cleanup closes ln and every connection and waits
-// for the handlers to return.
-func serveTCP(t *testing.T, ln net.Listener, handle func(net.Conn)) netip.AddrPort {
+// signal returns a handler that signals on accepted, without blocking, and
+// then drains the connection.
+func signal(accepted chan<- struct{}) func(net.Conn) {
+	return func(c net.Conn) {
+		select {
+		case accepted <- struct{}{}:
+		default:
+		}
+		drain(c)
+	}
+}
+
+// serveTCP serves ln with handle, one goroutine per connection. Cleanup
+// closes ln and every connection and waits for the handlers to return.
+func serveTCP(t *testing.T, ln net.Listener, handle func(net.Conn)) *tcpServer {
 	t.Helper()
-	s := &tcpServer{ln: ln, handle: handle, conns: map[net.Conn]bool{}}
+	s := &tcpServer{
+		addr:   addrPort(t, ln.Addr()),
+		ln:     ln,
+		handle: handle,
+		conns:  map[net.Conn]bool{},
+	}
 	s.wg.Go(s.serve)
 	t.Cleanup(s.close)
-	return addrPort(t, ln.Addr())
+	return s
 }
 
 // tcpServer is a loopback server for tests.
 type tcpServer struct {
+	addr   netip.AddrPort
 	ln     net.Listener
 	handle func(net.Conn)
 	wg     sync.WaitGroup
 	mu     sync.Mutex
-	conns  map[net.Conn]bool
+	conns  map[net.Conn]bool // connections whose handler runs
 }
 
 // serve accepts until the listener closes.
@@ -307,10 +325,30 @@ func (s *tcpServer) serve() {
 		s.conns[c] = true
 		s.mu.Unlock()
 		s.wg.Go(func() {
-			defer c.Close()
 			s.handle(c)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			c.Close()
 		})
 	}
+}
+
+// active returns how many connections are being handled.
+func (s *tcpServer) active() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// waitClosed waits until the server has no connection left open by its
+// client; with a draining handler, that shows the probe's connection was
+// closed rather than left to a goroutine outliving the probe.
+func (s *tcpServer) waitClosed(t *testing.T) {
+	t.Helper()
+	waitFor(t, "the client to close its connections", func() bool {
+		return s.active() == 0
+	})
 }
 
 // close stops the server and waits for its goroutines.

@@ -92,7 +92,8 @@ func (p *tcpProber) exchange(
 		return p.fail(ctx, "read", err)
 	}
 	if string(got) != p.receive {
-		return failed(fmt.Sprintf("%s; unexpected response - %q", p.prefix, got))
+		return failed(fmt.Sprintf(
+			"%s; unexpected response - %q", p.prefix, got))
 	}
 	return succeeded(p.prefix)
 }

@@ -85,7 +85,7 @@ func TestTCP(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ln := listenTCP(t, "tcp4", "127.0.0.1:0")
-			ap := serveTCP(t, ln, tc.handle)
+			ap := serveTCP(t, ln, tc.handle).addr
 			cfg := testConfig(t, messages.CheckerTCP, ap, func(c *messages.Config) {
 				c.Send, c.Receive = tc.send, tc.receive
 			})
@@ -110,7 +110,7 @@ func TestTCPRefused(t *testing.T) {
 }
 
 func TestTCPIPv6(t *testing.T) {
-	ap := serveTCP(t, listenTCP(t, "tcp6", "[::1]:0"), reply("hi\n"))
+	ap := serveTCP(t, listenTCP(t, "tcp6", "[::1]:0"), reply("hi\n")).addr
 	cfg := testConfig(t, messages.CheckerTCP, ap, func(c *messages.Config) {
 		c.Receive = "hi"
 	})
@@ -122,23 +122,25 @@ func TestTCPIPv6(t *testing.T) {
 
 func TestTCPSilentServer(t *testing.T) {
 	checkNoLeaks(t)
-	ap := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), drain)
-	cfg := testConfig(t, messages.CheckerTCP, ap, func(c *messages.Config) {
+	srv := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), drain)
+	cfg := testConfig(t, messages.CheckerTCP, srv.addr, func(c *messages.Config) {
 		c.Send, c.Receive = "hello\n", "hello"
 	})
 
 	probeSilent(t, cfg, "; read timed out: ")
+	srv.waitClosed(t)
 }
 
 func TestTCPCancel(t *testing.T) {
 	checkNoLeaks(t)
 	accepted := make(chan struct{}, 1)
-	ap := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), signal(accepted))
-	cfg := testConfig(t, messages.CheckerTCP, ap, func(c *messages.Config) {
+	srv := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), signal(accepted))
+	cfg := testConfig(t, messages.CheckerTCP, srv.addr, func(c *messages.Config) {
 		c.Receive = "hello"
 	})
 
 	probeCancelled(t, cfg, accepted)
+	srv.waitClosed(t)
 }
 
 func TestTCPTLS(t *testing.T) {
@@ -174,7 +176,7 @@ func TestTCPTLS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ln := tls.NewListener(listenTCP(t, "tcp4", "127.0.0.1:0"),
 				&tls.Config{Certificates: []tls.Certificate{cert}})
-			ap := serveTCP(t, ln, helloTLS)
+			ap := serveTCP(t, ln, helloTLS).addr
 			cfg := testConfig(t, messages.CheckerTCP, ap, func(c *messages.Config) {
 				c.Secure, c.TLSVerify, c.Receive = true, tc.verify, tc.receive
 			})
@@ -195,37 +197,27 @@ func helloTLS(c net.Conn) {
 	drain(c)
 }
 
-// signal returns a handler that signals on accepted, without blocking, and
-// then drains the connection.
-func signal(accepted chan<- struct{}) func(net.Conn) {
-	return func(c net.Conn) {
-		select {
-		case accepted <- struct{}{}:
-		default:
-		}
-		drain(c)
-	}
-}
-
 // TestTCPTLSSilentServer checks that a handshake with a server that never
 // answers is bounded by the context, Seesaw's goroutine and fd leak.
 func TestTCPTLSSilentServer(t *testing.T) {
 	checkNoLeaks(t)
-	ap := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), drain)
-	cfg := testConfig(t, messages.CheckerTCP, ap, func(c *messages.Config) {
+	srv := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), drain)
+	cfg := testConfig(t, messages.CheckerTCP, srv.addr, func(c *messages.Config) {
 		c.Secure = true
 	})
 
 	probeSilent(t, cfg, "; TLS handshake timed out: ")
+	srv.waitClosed(t)
 }
 
 func TestTCPTLSCancel(t *testing.T) {
 	checkNoLeaks(t)
 	accepted := make(chan struct{}, 1)
-	ap := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), signal(accepted))
-	cfg := testConfig(t, messages.CheckerTCP, ap, func(c *messages.Config) {
+	srv := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), signal(accepted))
+	cfg := testConfig(t, messages.CheckerTCP, srv.addr, func(c *messages.Config) {
 		c.Secure = true
 	})
 
 	probeCancelled(t, cfg, accepted)
+	srv.waitClosed(t)
 }
