@@ -283,13 +283,12 @@ func TestHTTPInvalidMethod(t *testing.T) {
 	checkResult(t, got, false, "; invalid request: ")
 }
 
-// TestHTTPInvalidPath covers a path that passes validation but is not a
-// valid URL path.
+// TestHTTPInvalidPath covers a path that validation rejects, reaching the
+// prober from a caller that skipped validation.
 func TestHTTPInvalidPath(t *testing.T) {
 	ap := netip.MustParseAddrPort("127.0.0.1:1")
-	cfg := testConfig(t, messages.CheckerHTTP, ap, func(c *messages.Config) {
-		c.Path = "/%zz"
-	})
+	cfg := testConfig(t, messages.CheckerHTTP, ap, nil)
+	cfg.Path = "/%zz"
 
 	got := runProbe(t, cfg, probeTimeout)
 	checkResult(t, got, false, "HTTP GET to 127.0.0.1:1; invalid URL: ")
