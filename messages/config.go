@@ -258,6 +258,9 @@ func (c *Config) validateDNS() error {
 		return fmt.Errorf("query_type: unsupported type %q (want A or AAAA)", c.QueryType)
 	}
 	for _, ip := range c.ExpectedIPs {
+		if ip.Zone() != "" {
+			return fmt.Errorf("expected_ips: zones are not supported: %s", ip)
+		}
 		if ip.Is4() != wantV4 {
 			return fmt.Errorf("expected_ips: %s cannot answer a %s query", ip, c.QueryType)
 		}

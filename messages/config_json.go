@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -184,12 +185,16 @@ func ParseConfigs(raws []json.RawMessage) ([]Config, []*ConfigError) {
 	seen := make(map[uint64]bool, len(raws))
 	for i, raw := range raws {
 		c, err := ParseConfig(raw)
-		if err == nil && seen[c.ID] {
+		if id, ok := peekID(raw); ok && seen[id] {
 			err = fmt.Errorf("%w: id: duplicate", ErrInvalidConfig)
 		}
 		if err != nil {
 			ce := &ConfigError{Index: i, Err: err}
 			ce.ID, ce.HasID = peekID(raw)
+			if ce.HasID {
+				// The first config of an id wins even when it is invalid.
+				seen[ce.ID] = true
+			}
 			rejected = append(rejected, ce)
 			continue
 		}
@@ -210,9 +215,13 @@ func peekID(raw []byte) (uint64, bool) {
 	return *v.ID, true
 }
 
-// strictUnmarshal decodes exactly one JSON value into v, rejecting unknown
-// fields and trailing data.
+// strictUnmarshal decodes exactly one JSON value into v, a pointer to a
+// struct, rejecting unknown, repeated or differently-cased field names
+// and trailing data.
 func strictUnmarshal(b []byte, v any) error {
+	if err := checkFieldNames(b, v); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -237,4 +246,50 @@ func cleanJSONError(err error) string {
 		return "unknown field " + rest
 	}
 	return strings.TrimPrefix(msg, "json: ")
+}
+
+// checkFieldNames rejects an object whose keys are not exactly the json
+// names of v's struct fields, or that repeats one. encoding/json alone
+// matches names without regard to case and keeps the last repeat.
+func checkFieldNames(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil // Not an object: Decode reports it.
+	}
+	names := jsonNames(reflect.TypeOf(v).Elem())
+	seen := make(map[string]bool)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := tok.(string)
+		switch {
+		case !names[key]:
+			return fmt.Errorf("unknown field %q", key)
+		case seen[key]:
+			return fmt.Errorf("field %q given twice", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// jsonNames returns the json names of a struct type's fields.
+func jsonNames(t reflect.Type) map[string]bool {
+	names := make(map[string]bool, t.NumField())
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name = f.Name
+		}
+		if name != "-" {
+			names[name] = true
+		}
+	}
+	return names
 }

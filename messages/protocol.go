@@ -3,6 +3,7 @@ package messages
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 )
 
 // The values of the "type" field of a protocol line.
@@ -31,6 +32,9 @@ type envelope struct {
 // in "\n". It accepts *UpdateConfigs, *RequestStatus, *Shutdown, *Ready,
 // *NotificationBatch, *StatusResponse and *Error.
 func EncodeLine(msg any) ([]byte, error) {
+	if v := reflect.ValueOf(msg); v.Kind() == reflect.Pointer && v.IsNil() {
+		return nil, fmt.Errorf("encode line: nil %T", msg)
+	}
 	var env envelope
 	switch m := msg.(type) {
 	case *UpdateConfigs:
@@ -108,7 +112,11 @@ func DecodeLine(line []byte) (any, error) {
 	case "":
 		return nil, ErrMissingType
 	case TypeUpdateConfigs:
-		return decodeUpdate(env.Configs)
+		u, err := decodeUpdate(env.Configs)
+		if err != nil {
+			return nil, err
+		}
+		return u, nil
 	case TypeRequestStatus:
 		return &RequestStatus{}, nil
 	case TypeShutdown:
