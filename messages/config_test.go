@@ -211,8 +211,7 @@ func TestConfigJSONRoundTrip(t *testing.T) {
 
 // configErrorTest is a single config that must be rejected: base with the
 // changes kv (see patch), or raw if base is nil. field is the text the
-// reason must start with; id is the config's id, if it has one. A
-// non-empty bug names a known bug that makes the case fail.
+// reason must start with; id is the config's id, if it has one.
 type configErrorTest struct {
 	name  string
 	base  map[string]any
@@ -221,7 +220,6 @@ type configErrorTest struct {
 	field string
 	id    uint64
 	hasID bool
-	bug   string
 }
 
 // config returns the test's config in the flat JSON form.
@@ -663,9 +661,6 @@ var configErrorTests = []configErrorTest{
 func TestUpdateConfigsRejectsInvalidConfig(t *testing.T) {
 	for _, tt := range configErrorTests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.bug != "" {
-				t.Skip("BUG: " + tt.bug)
-			}
 			raw := tt.config(t)
 			u := mustDecodeUpdate(t, updateLine(t, raw))
 
@@ -721,9 +716,6 @@ func checkConfigError(t testing.TB, ce *ConfigError, index int, id uint64,
 func TestParseConfigRejects(t *testing.T) {
 	for _, tt := range configErrorTests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.bug != "" {
-				t.Skip("BUG: " + tt.bug)
-			}
 			raw := tt.config(t)
 			c, err := ParseConfig(raw)
 			if err == nil {
