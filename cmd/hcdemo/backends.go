@@ -282,7 +282,9 @@ func httpBackend(answer answerFunc, cert *tls.Certificate) backendStart {
 
 // startHTTP serves h on an ephemeral loopback port, over TLS when cert is
 // not nil.
-func startHTTP(h http.Handler, cert *tls.Certificate) (netip.AddrPort, func() error, error) {
+func startHTTP(
+	h http.Handler, cert *tls.Certificate,
+) (netip.AddrPort, func() error, error) {
 	ln, err := listenTCP()
 	if err != nil {
 		return netip.AddrPort{}, nil, err
@@ -505,7 +507,9 @@ func demoChecks(b *backends, flapPeriod time.Duration) []demoCheck {
 }
 
 // baseConfig returns a config of the given checker for addr.
-func baseConfig(checker messages.CheckerType, addr netip.AddrPort, interval time.Duration) messages.Config {
+func baseConfig(
+	checker messages.CheckerType, addr netip.AddrPort, interval time.Duration,
+) messages.Config {
 	return messages.Config{
 		Interval: interval,
 		Timeout:  probeTimeout,

@@ -102,7 +102,7 @@ func (s *session) Close() error {
 		errs = append(errs, s.client.Close())
 	}
 	if s.server != nil {
-		errs = append(errs, s.server.Stop())
+		errs = append(errs, s.server.Stop(serverStop))
 	}
 	if s.dir != "" {
 		errs = append(errs, os.RemoveAll(s.dir))
@@ -162,8 +162,8 @@ func startServer(bin, socket string) (*serverProcess, error) {
 }
 
 // Stop sends the server SIGTERM and waits for it to exit, killing it after
-// serverStop. It returns nil when the server exited with status 0.
-func (s *serverProcess) Stop() error {
+// timeout. It returns nil when the server exited with status 0.
+func (s *serverProcess) Stop(timeout time.Duration) error {
 	select {
 	case <-s.exited:
 		return s.exitError()
@@ -174,7 +174,7 @@ func (s *serverProcess) Stop() error {
 	if err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("stopping server: %w", err)
 	}
-	t := time.NewTimer(serverStop)
+	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-s.exited:
@@ -185,7 +185,7 @@ func (s *serverProcess) Stop() error {
 	s.cmd.Process.Kill()
 	<-s.exited
 	return fmt.Errorf("server still running %v after SIGTERM; killed it",
-		serverStop)
+		timeout)
 }
 
 // exitError describes an exit other than with status 0. The server must
@@ -227,7 +227,9 @@ type badLine struct {
 // dial connects to the socket at path, reads the server's ready line and
 // starts the reader. It retries until the socket accepts, exited is
 // closed, ctx ends or dialTimeout passes; exited may be nil.
-func dial(ctx context.Context, path string, exited <-chan struct{}) (*client, error) {
+func dial(
+	ctx context.Context, path string, exited <-chan struct{},
+) (*client, error) {
 	conn, err := dialSocket(ctx, path, exited)
 	if err != nil {
 		return nil, err
@@ -251,7 +253,9 @@ func dial(ctx context.Context, path string, exited <-chan struct{}) (*client, er
 
 // dialSocket connects to the unix socket at path, retrying every
 // dialRetry; see dial.
-func dialSocket(ctx context.Context, path string, exited <-chan struct{}) (net.Conn, error) {
+func dialSocket(
+	ctx context.Context, path string, exited <-chan struct{},
+) (net.Conn, error) {
 	deadline := time.NewTimer(dialTimeout)
 	defer deadline.Stop()
 	retry := time.NewTicker(dialRetry)
