@@ -124,6 +124,9 @@ func (n *notifier) Receive(c actor.Context) {
 		n.handleTerminated(m)
 	case *actor.Stopping, *actor.Restarting:
 		n.flush(c)
+		if n.cfg.Sink != nil && !n.sinkDead {
+			c.Unwatch(n.cfg.Sink)
+		}
 	case *actor.Stopped:
 	default:
 		n.log.Warn().Str("type", fmt.Sprintf("%T", m)).Msg("unexpected_message")

@@ -235,6 +235,16 @@ func listenProxy(cfg config, logger zerolog.Logger, stats *actors.ProxyStats,
 	})
 }
 
+// isTerminal reports whether w is a character device, such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
 // newLogger builds the one logger of the process.
 func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(level)
@@ -244,7 +254,9 @@ func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 	switch format {
 	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{
+			Out: w, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w),
+		}
 	default:
 		return zerolog.Logger{}, fmt.Errorf("-log_format: want json or console, got %q", format)
 	}
