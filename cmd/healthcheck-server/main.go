@@ -17,12 +17,14 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/lbhealth/hcsupervisor/actors"
+	"github.com/lbhealth/hcsupervisor/bridge"
 )
 
 // stopTimeout bounds a graceful stop after SIGINT or SIGTERM.
@@ -39,6 +41,7 @@ type config struct {
 	fetchInterval  time.Duration
 	retryDelay     time.Duration
 	dryRun         bool
+	exitOnFailures bool
 	proxySocket    string
 	socketMode     string
 	allowShutdown  bool
@@ -77,13 +80,15 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.engine, "engine", c.engine,
 		"Seesaw Engine socket; empty disables the Engine bridge")
 	fs.IntVar(&c.maxFailures, "max_failures", c.maxFailures,
-		"consecutive Engine failures before the bridge alarms")
+		"consecutive failed Engine calls before the bridge alarms and backs off")
 	fs.DurationVar(&c.notifyInterval, "notify_interval", c.notifyInterval,
 		"how often every check's status is re-sent")
 	fs.DurationVar(&c.fetchInterval, "fetch_interval", c.fetchInterval,
 		"how often configs are fetched from the Engine")
 	fs.DurationVar(&c.retryDelay, "retry_delay", c.retryDelay,
 		"delay between retries of a failed Engine call")
+	fs.BoolVar(&c.exitOnFailures, "exit_on_max_failures", c.exitOnFailures,
+		"exit with status 1 after -max_failures failed Engine calls, as Seesaw does")
 	fs.BoolVar(&c.dryRun, "dry_run", c.dryRun,
 		"succeed every probe without touching the network")
 	fs.StringVar(&c.proxySocket, "proxy_socket", c.proxySocket,
@@ -134,39 +139,23 @@ func serve(cfg config, logger zerolog.Logger) error {
 		Notifier: &actors.NotifierStats{},
 		Proxy:    &actors.ProxyStats{},
 	}
-	var edges []actors.Edge
-	if cfg.proxySocket != "" {
-		proxy, err := listenProxy(cfg, logger, stats.Proxy, stop)
-		if err != nil {
-			return err
-		}
-		edges = append(edges, proxy)
+	var fatal atomic.Pointer[error]
+	edges, err := buildEdges(cfg, logger, stats.Proxy, stop, func(err error) {
+		fatal.Store(&err)
+		stop()
+	})
+	if err != nil {
+		return err
 	}
-	if cfg.engine != "" {
-		// TODO(bridge): run the Engine bridge in-process; it arrives with
-		// the bridge issue, and until then the socket is the only source.
-		logger.Warn().Str("engine", cfg.engine).
-			Msg("engine_bridge_not_available_using_socket_only")
+	operators, err := listenOperators(cfg.metricsAddr)
+	if err != nil {
+		closeEdges(edges)
+		return err
 	}
-	var operators net.Listener
-	if cfg.metricsAddr != "" {
-		ln, err := net.Listen("tcp", cfg.metricsAddr)
-		if err != nil {
-			closeEdges(edges)
-			return fmt.Errorf("-metrics_addr: %w", err)
-		}
-		operators = ln
-	}
-
-	mcfg := actors.DefaultManagerConfig()
-	mcfg.NotifyInterval = cfg.notifyInterval
-	mcfg.BatchSize = cfg.batchSize
-	mcfg.BatchDelay = cfg.batchDelay
-	mcfg.DryRun = cfg.dryRun
-	mcfg.NotifierStats = stats.Notifier
-	mcfg.Logger = logger
 	svc, err := actors.Start(actors.ServiceConfig{
-		Manager: mcfg, Edges: edges, Logger: logger,
+		Manager: managerConfig(cfg, logger, stats.Notifier),
+		Edges:   edges,
+		Logger:  logger,
 	})
 	if err != nil {
 		if operators != nil {
@@ -191,7 +180,54 @@ func serve(cfg config, logger zerolog.Logger) error {
 		return err
 	}
 	logger.Info().Msg("server_stopped")
+	if err := fatal.Load(); err != nil {
+		return *err
+	}
 	return nil
+}
+
+// buildEdges returns the socket proxy and the Engine bridge that cfg asks
+// for. stop ends the server on a client's shutdown request; onFatal ends
+// it after -max_failures when -exit_on_max_failures is set.
+func buildEdges(cfg config, logger zerolog.Logger, stats *actors.ProxyStats,
+	stop func(), onFatal func(error)) ([]actors.Edge, error) {
+	var edges []actors.Edge
+	if cfg.proxySocket != "" {
+		proxy, err := listenProxy(cfg, logger, stats, stop)
+		if err != nil {
+			return nil, err
+		}
+		edges = append(edges, proxy)
+	}
+	if cfg.engine != "" {
+		edges = append(edges, engineEdge(cfg, logger, onFatal))
+	}
+	return edges, nil
+}
+
+func managerConfig(cfg config, logger zerolog.Logger,
+	stats *actors.NotifierStats) actors.ManagerConfig {
+	mcfg := actors.DefaultManagerConfig()
+	mcfg.NotifyInterval = cfg.notifyInterval
+	mcfg.BatchSize = cfg.batchSize
+	mcfg.BatchDelay = cfg.batchDelay
+	mcfg.DryRun = cfg.dryRun
+	mcfg.NotifierStats = stats
+	mcfg.Logger = logger
+	return mcfg
+}
+
+// listenOperators opens the operators' listener, or returns nil for an
+// empty address.
+func listenOperators(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-metrics_addr: %w", err)
+	}
+	return ln, nil
 }
 
 // serveOperators serves the operators' endpoints on ln until Shutdown.
@@ -208,6 +244,22 @@ func serveOperators(ln net.Listener, h http.Handler, logger zerolog.Logger) *htt
 		}
 	}()
 	return srv
+}
+
+// engineEdge returns the in-process Engine bridge. onFatal is called when
+// -exit_on_max_failures asks for Seesaw's exit after -max_failures.
+func engineEdge(cfg config, logger zerolog.Logger, onFatal func(error)) actors.Edge {
+	ecfg := bridge.EdgeConfig{
+		Engine:        bridge.NewEngineClient(cfg.engine, 0),
+		FetchInterval: cfg.fetchInterval,
+		RetryDelay:    cfg.retryDelay,
+		MaxFailures:   cfg.maxFailures,
+		Logger:        logger,
+	}
+	if cfg.exitOnFailures {
+		ecfg.OnMaxFailures = onFatal
+	}
+	return actors.Edge{Name: "bridge", Props: bridge.NewEdge(ecfg)}
 }
 
 func closeEdges(edges []actors.Edge) {

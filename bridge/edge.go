@@ -1,0 +1,374 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/lbhealth/hcsupervisor/messages"
+)
+
+// Defaults of EdgeConfig, as Seesaw's flags.
+const (
+	DefaultFetchInterval = 15 * time.Second
+	DefaultRetryDelay    = 2 * time.Second
+	DefaultMaxFailures   = 10
+	DefaultMaxBackoff    = time.Minute
+)
+
+// maxPerCall bounds the notifications of one HealthState call, so that a
+// backlog of a large fleet goes in calls that fit the RPC deadline.
+const maxPerCall = 5000
+
+// statusTimeout bounds the request for every check's status that follows
+// the Engine's recovery.
+const statusTimeout = 30 * time.Second
+
+// EdgeConfig configures the Engine bridge.
+type EdgeConfig struct {
+	// Engine is the Engine's client.
+	Engine *EngineClient
+	// FetchInterval is the time between config fetches. Default 15s.
+	FetchInterval time.Duration
+	// RetryDelay is the wait before retrying a failed fetch or HealthState
+	// call. Default 2s.
+	RetryDelay time.Duration
+	// MaxFailures is how many consecutive HealthState failures make the
+	// bridge alarm: it logs an error, backs off exponentially up to
+	// MaxBackoff (default 1m), and once the Engine answers again it sends
+	// every check's status. Default 10.
+	MaxFailures int
+	MaxBackoff  time.Duration
+	// OnMaxFailures, if set, is called once when MaxFailures is reached,
+	// for operators whose watchdog expects Seesaw's exit. It must not
+	// block.
+	OnMaxFailures func(error)
+	// Stats, if set, is updated as the bridge works.
+	Stats *EdgeStats
+	// Logger receives the bridge's log lines.
+	Logger zerolog.Logger
+}
+
+// EdgeStats counts what the bridge did. Its fields are safe to read
+// concurrently.
+type EdgeStats struct {
+	Fetches, FetchErrors         atomic.Uint64
+	HealthStates, HealthStateErr atomic.Uint64
+	// Pending is the number of statuses waiting for the Engine.
+	Pending atomic.Int64
+	// LastFetch is the Unix time in nanoseconds of the last good fetch.
+	LastFetch atomic.Int64
+	// Unreachable is true while MaxFailures or more calls in a row failed.
+	Unreachable atomic.Bool
+}
+
+func (cfg *EdgeConfig) applyDefaults() {
+	if cfg.FetchInterval <= 0 {
+		cfg.FetchInterval = DefaultFetchInterval
+	}
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = DefaultRetryDelay
+	}
+	if cfg.MaxFailures <= 0 {
+		cfg.MaxFailures = DefaultMaxFailures
+	}
+	if cfg.MaxBackoff < cfg.RetryDelay {
+		cfg.MaxBackoff = max(DefaultMaxBackoff, cfg.RetryDelay)
+	}
+	if cfg.Stats == nil {
+		cfg.Stats = &EdgeStats{}
+	}
+	if cfg.Engine == nil {
+		cfg.Engine = NewEngineClient("", 0)
+	}
+}
+
+// NewEdge returns the props of the Engine bridge, given the PID of the
+// manager it feeds: the supervision tree's manager in-process, or the
+// link to the server's socket in the split deployment.
+//
+// The bridge fetches configs from the Engine every FetchInterval and sends
+// them to the manager as *messages.UpdateConfigs. It accepts
+// *messages.NotificationBatch and tells the Engine with HealthState
+// calls, one at a time; statuses that wait coalesce to the newest per
+// check, so a long Engine outage loses nothing but superseded states. It
+// asks the manager for *messages.RequestStatus after the Engine recovers.
+func NewEdge(cfg EdgeConfig) func(manager *actor.PID) *actor.Props {
+	cfg.applyDefaults()
+	return func(manager *actor.PID) *actor.Props {
+		e := &edge{
+			cfg:     cfg,
+			manager: manager,
+			log:     cfg.Logger.With().Str("actor", "bridge").Logger(),
+			pending: newStatusQueue(),
+		}
+		// NOTE: every incarnation is the same value, so a restart keeps
+		// the pending statuses; Restarting stops the timers and calls.
+		return actor.PropsFromProducer(func() actor.Actor { return e })
+	}
+}
+
+// edge is the Engine bridge actor; see NewEdge.
+type edge struct {
+	cfg     EdgeConfig
+	manager *actor.PID
+	log     zerolog.Logger
+	self    *actor.PID
+	root    *actor.RootContext
+
+	fetchTimer *time.Timer
+	fetching   *call
+
+	pending   *statusQueue
+	sending   *call
+	inFlight  []messages.CheckStatus
+	sendTimer *time.Timer
+	// failures counts consecutive failed HealthState calls.
+	failures int
+}
+
+// call is an RPC in flight in a goroutine the bridge owns.
+type call struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// fetchDue, fetched, sendDue and sent are the bridge's own messages.
+type (
+	fetchDue struct{}
+	fetched  struct {
+		checks *Checks
+		err    error
+	}
+	sendDue struct{}
+	sent    struct {
+		err error
+	}
+)
+
+// Receive handles one message.
+func (e *edge) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *messages.NotificationBatch:
+		e.pending.add(m.Notifications)
+		e.cfg.Stats.Pending.Store(int64(e.pending.len()))
+		e.send()
+	case *fetchDue:
+		e.fetch()
+	case *fetched:
+		e.handleFetched(c, m)
+	case *sendDue:
+		e.sendTimer = nil
+		e.send()
+	case *sent:
+		e.handleSent(c, m)
+	case *actor.Started:
+		e.self, e.root = c.Self(), c.ActorSystem().Root
+		e.fetch()
+	case *actor.Stopping:
+		e.halt()
+		e.flushOnStop()
+	case *actor.Restarting:
+		e.halt()
+	case *actor.Stopped:
+	default:
+		e.log.Warn().Str("type", fmt.Sprintf("%T", m)).Msg("unexpected_message")
+	}
+}
+
+// after sends msg to the bridge itself after d.
+func (e *edge) after(d time.Duration, msg any) *time.Timer {
+	self, root := e.self, e.root
+	return time.AfterFunc(d, func() { root.Send(self, msg) })
+}
+
+// run makes an RPC in a goroutine and reports its outcome as a message.
+func (e *edge) run(rpc func(ctx context.Context) any) *call {
+	ctx, cancel := context.WithCancel(context.Background())
+	cl := &call{cancel: cancel, done: make(chan struct{})}
+	self, root := e.self, e.root
+	go func() {
+		defer close(cl.done)
+		defer cancel()
+		root.Send(self, rpc(ctx))
+	}()
+	return cl
+}
+
+func (e *edge) fetch() {
+	e.fetchTimer = nil
+	if e.fetching != nil {
+		return
+	}
+	engine := e.cfg.Engine
+	e.fetching = e.run(func(ctx context.Context) any {
+		checks, err := engine.Healthchecks(ctx)
+		return &fetched{checks: checks, err: err}
+	})
+}
+
+func (e *edge) handleFetched(c actor.Context, m *fetched) {
+	e.fetching = nil
+	if m.err != nil {
+		e.cfg.Stats.FetchErrors.Add(1)
+		e.log.Warn().Err(m.err).Dur("retry_in", e.cfg.RetryDelay).Msg("fetch_failed")
+		e.fetchTimer = e.after(e.cfg.RetryDelay, &fetchDue{})
+		return
+	}
+	e.cfg.Stats.Fetches.Add(1)
+	e.cfg.Stats.LastFetch.Store(time.Now().UnixNano())
+
+	configs, rejected := ToConfigs(m.checks)
+	update := &messages.UpdateConfigs{Configs: configs}
+	for _, id := range slices.Sorted(maps.Keys(rejected)) {
+		e.log.Warn().Uint64("id", id).Err(rejected[id]).Msg("engine_check_skipped")
+		update.Rejected = append(update.Rejected,
+			&messages.ConfigError{ID: id, HasID: true, Err: rejected[id]})
+	}
+	e.log.Debug().Int("configs", len(configs)).Int("skipped", len(rejected)).
+		Msg("configs_fetched")
+	c.Send(e.manager, update)
+	e.fetchTimer = e.after(e.cfg.FetchInterval, &fetchDue{})
+}
+
+// send starts a HealthState call with the oldest pending statuses, unless
+// one is in flight or a retry is waiting.
+func (e *edge) send() {
+	if e.sending != nil || e.sendTimer != nil || e.pending.len() == 0 {
+		return
+	}
+	e.inFlight = e.pending.take(maxPerCall)
+	batch := e.inFlight
+	engine := e.cfg.Engine
+	e.sending = e.run(func(ctx context.Context) any {
+		return &sent{err: engine.HealthState(ctx, batch)}
+	})
+}
+
+func (e *edge) handleSent(c actor.Context, m *sent) {
+	e.sending = nil
+	e.cfg.Stats.HealthStates.Add(1)
+	if m.err != nil {
+		e.handleSendFailed(m.err)
+		return
+	}
+	e.inFlight = nil
+	if e.failures >= e.cfg.MaxFailures {
+		e.log.Warn().Int("failed_calls", e.failures).Msg("engine_recovered")
+		e.resendAll(c)
+	}
+	e.failures = 0
+	e.cfg.Stats.Unreachable.Store(false)
+	e.cfg.Stats.Pending.Store(int64(e.pending.len()))
+	e.send()
+}
+
+// handleSendFailed puts the failed batch back behind newer statuses and
+// retries it later: after RetryDelay at first, then with exponential
+// backoff once MaxFailures calls in a row have failed.
+func (e *edge) handleSendFailed(err error) {
+	e.cfg.Stats.HealthStateErr.Add(1)
+	e.pending.putBack(e.inFlight)
+	e.inFlight = nil
+	e.failures++
+	delay := e.retryDelay()
+	switch {
+	case e.failures == e.cfg.MaxFailures:
+		e.cfg.Stats.Unreachable.Store(true)
+		e.log.Error().Err(err).Int("failed_calls", e.failures).
+			Int("pending", e.pending.len()).Dur("retry_in", delay).
+			Msg("engine_unreachable_keeping_newest_states")
+		if e.cfg.OnMaxFailures != nil {
+			e.cfg.OnMaxFailures(fmt.Errorf("%d HealthState calls failed: %w",
+				e.failures, err))
+		}
+	case e.failures > e.cfg.MaxFailures:
+		e.log.Error().Err(err).Int("failed_calls", e.failures).
+			Int("pending", e.pending.len()).Dur("retry_in", delay).
+			Msg("engine_still_unreachable")
+	default:
+		e.log.Warn().Err(err).Int("failed_calls", e.failures).
+			Dur("retry_in", delay).Msg("health_state_failed")
+	}
+	e.cfg.Stats.Pending.Store(int64(e.pending.len()))
+	e.sendTimer = e.after(delay, &sendDue{})
+}
+
+func (e *edge) retryDelay() time.Duration {
+	over := e.failures - e.cfg.MaxFailures
+	if over < 0 {
+		return e.cfg.RetryDelay
+	}
+	delay := e.cfg.RetryDelay
+	for range min(over+1, 30) {
+		delay *= 2
+		if delay >= e.cfg.MaxBackoff {
+			return e.cfg.MaxBackoff
+		}
+	}
+	return delay
+}
+
+// resendAll asks the manager for every check's status and queues it, so
+// the Engine ends with the truth after an outage however it began.
+func (e *edge) resendAll(c actor.Context) {
+	f := c.RequestFuture(e.manager, &messages.RequestStatus{}, statusTimeout)
+	c.ReenterAfter(f, func(res any, err error) {
+		sr, ok := res.(*messages.StatusResponse)
+		if err != nil || !ok {
+			e.log.Error().Err(err).Msg("status_after_recovery_failed")
+			return
+		}
+		var known []messages.CheckStatus
+		for _, cs := range sr.Statuses {
+			if cs.Status.State != messages.StateUnknown {
+				known = append(known, cs)
+			}
+		}
+		e.pending.addOlder(known)
+		e.cfg.Stats.Pending.Store(int64(e.pending.len()))
+		e.send()
+	})
+}
+
+// halt stops the timers and cancels the calls in flight, waiting for
+// their goroutines.
+func (e *edge) halt() {
+	for _, t := range []*time.Timer{e.fetchTimer, e.sendTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	e.fetchTimer, e.sendTimer = nil, nil
+	for _, cl := range []*call{e.fetching, e.sending} {
+		if cl != nil {
+			cl.cancel()
+			<-cl.done
+		}
+	}
+	e.fetching, e.sending = nil, nil
+	e.pending.putBack(e.inFlight)
+	e.inFlight = nil
+}
+
+// flushOnStop makes one last bounded attempt to tell the Engine what is
+// pending, so a clean stop loses nothing the Engine could take.
+func (e *edge) flushOnStop() {
+	if e.pending.len() == 0 {
+		return
+	}
+	batch := e.pending.take(e.pending.len())
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.RetryDelay)
+	defer cancel()
+	if err := e.cfg.Engine.HealthState(ctx, batch); err != nil {
+		e.log.Error().Err(err).Int("lost", len(batch)).Msg("final_flush_failed")
+		return
+	}
+	e.log.Info().Int("notifications", len(batch)).Msg("final_flush_done")
+}
