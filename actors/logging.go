@@ -2,11 +2,46 @@ package actors
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 )
+
+// NewLogger returns the one logger of a process: JSON lines on w, or with
+// format "console" lines for people (coloured only on a terminal), at the
+// named level (debug, info, warn or error).
+func NewLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		return zerolog.Logger{}, fmt.Errorf("-log_level: unknown level %q", level)
+	}
+	switch format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{
+			Out: w, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w),
+		}
+	default:
+		return zerolog.Logger{}, fmt.Errorf(
+			"-log_format: want json or console, got %q", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// isTerminal reports whether w is a character device, such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
 
 // NewSystem returns an actor system that logs through logger, with the
 // library's own lines tagged lib=protoactor.

@@ -116,7 +116,7 @@ func run(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	logger, err := newLogger(stderr, cfg.logFormat, cfg.logLevel)
+	logger, err := actors.NewLogger(stderr, cfg.logFormat, cfg.logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "healthcheck-server: %v\n", err)
 		return 2
@@ -285,32 +285,4 @@ func listenProxy(cfg config, logger zerolog.Logger, stats *actors.ProxyStats,
 		Stats:         stats,
 		Logger:        logger,
 	})
-}
-
-// isTerminal reports whether w is a character device, such as a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// newLogger builds the one logger of the process.
-func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
-	lvl, err := zerolog.ParseLevel(level)
-	if err != nil || level == "" {
-		return zerolog.Logger{}, fmt.Errorf("-log_level: unknown level %q", level)
-	}
-	switch format {
-	case "json":
-	case "console":
-		w = zerolog.ConsoleWriter{
-			Out: w, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w),
-		}
-	default:
-		return zerolog.Logger{}, fmt.Errorf("-log_format: want json or console, got %q", format)
-	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
