@@ -279,6 +279,9 @@ func (p *proxy) handleRequest(c actor.Context, r *clientRequest) {
 func (p *proxy) requestStatus(c actor.Context, cl *client, m *messages.RequestStatus) {
 	f := c.RequestFuture(p.manager, m, statusTimeout)
 	c.ReenterAfter(f, func(res any, err error) {
+		if p.clients[cl.id] != cl {
+			return // The client left while the manager answered.
+		}
 		if err != nil {
 			p.reject(cl, &messages.Error{Message: "request_status: " + err.Error()})
 			return
@@ -331,6 +334,9 @@ func (p *proxy) broadcast(batch *messages.NotificationBatch) {
 // enqueue hands a line to a client's writer without ever blocking: a
 // client too slow to keep up loses the line, which is counted and logged.
 func (p *proxy) enqueue(cl *client, line []byte) {
+	if cl.closed {
+		return
+	}
 	select {
 	case cl.out <- line:
 		cl.dropping = false

@@ -3,6 +3,8 @@ package actors
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
@@ -38,11 +40,15 @@ type ServiceConfig struct {
 	Logger zerolog.Logger
 }
 
-// Service is a running supervision tree in its own actor system.
+// Service is a running supervision tree in its own actor system. Its
+// methods are safe for concurrent use.
 type Service struct {
-	sys  *actor.ActorSystem
-	root *actor.PID
-	done chan struct{}
+	sys      *actor.ActorSystem
+	root     *actor.PID
+	done     chan struct{}
+	shutdown sync.Once
+	// failure says why the tree stopped by itself, if it did.
+	failure atomic.Pointer[error]
 }
 
 // Start creates an actor system and spawns the tree: a root actor with the
@@ -51,7 +57,7 @@ func Start(cfg ServiceConfig) (*Service, error) {
 	sys := NewSystem(cfg.Logger)
 	s := &Service{sys: sys, done: make(chan struct{})}
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &supervisor{cfg: cfg, done: s.done}
+		return &supervisor{cfg: cfg, svc: s}
 	})
 	pid, err := sys.Root.SpawnNamed(props, rootName)
 	if err != nil {
@@ -74,13 +80,26 @@ func (s *Service) Manager() *actor.PID {
 	return actor.NewPID(s.sys.Address(), rootName+"/manager")
 }
 
+// Done is closed when the tree has stopped: after Stop, or by itself when
+// its manager or an edge died for good (see Err).
+func (s *Service) Done() <-chan struct{} { return s.done }
+
+// Err returns why the tree stopped by itself, or nil.
+func (s *Service) Err() error {
+	if err := s.failure.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
 // Stop drains the tree in order (checks stop, pending notifications reach
-// the edges, the edges stop) and waits until it is done or ctx ends.
+// the edges, the edges stop) and waits until it is done or ctx ends. It
+// may be called more than once.
 func (s *Service) Stop(ctx context.Context) error {
 	s.sys.Root.Send(s.root, &drain{})
 	select {
 	case <-s.done:
-		s.sys.Shutdown()
+		s.shutdown.Do(s.sys.Shutdown)
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("stop service: %w", ctx.Err())
@@ -93,8 +112,8 @@ func (s *Service) Stop(ctx context.Context) error {
 // It accepts *messages.NotificationBatch, and *drain to stop.
 type supervisor struct {
 	cfg     ServiceConfig
+	svc     *Service
 	log     zerolog.Logger
-	done    chan struct{}
 	manager *actor.PID
 	edges   []*actor.PID
 	// draining is set once the manager has been asked to stop.
@@ -125,7 +144,7 @@ func (s *supervisor) Receive(c actor.Context) {
 	case *actor.Started:
 		s.handleStarted(c)
 	case *actor.Stopped:
-		close(s.done)
+		close(s.svc.done)
 	case *actor.Stopping, *actor.Restarting:
 	default:
 		s.log.Warn().Str("type", fmt.Sprintf("%T", m)).Msg("unexpected_message")
@@ -158,17 +177,23 @@ func (s *supervisor) handleDrain(c actor.Context) {
 	}
 	s.draining = true
 	s.log.Info().Msg("service_stopping")
-	c.Send(s.manager, &messages.Shutdown{})
+	if s.manager != nil {
+		c.Send(s.manager, &messages.Shutdown{})
+	}
 }
 
 // handleTerminated moves the drain on: after the manager, the edges; after
-// the last edge, the root itself.
+// the last edge, the root itself. A child that dies outside a drain (its
+// supervisor gave up restarting it) leaves the server without a part it
+// needs, so the root drains the rest and reports why.
 func (s *supervisor) handleTerminated(c actor.Context, m *actor.Terminated) {
 	if !s.draining {
-		s.log.Error().Str("child", m.Who.Id).Msg("child_terminated")
-		return
+		err := fmt.Errorf("supervision tree stopped: %s terminated", m.Who.Id)
+		s.svc.failure.Store(&err)
+		s.log.Error().Str("child", m.Who.Id).Msg("child_terminated_stopping")
+		s.handleDrain(c)
 	}
-	if m.Who.Equal(s.manager) {
+	if s.manager != nil && m.Who.Equal(s.manager) {
 		// NOTE: Terminated is a system message and overtakes the batches
 		// the notifier flushed while stopping; a message to self queues
 		// behind them.

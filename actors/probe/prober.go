@@ -90,7 +90,7 @@ func stepFailed(ctx context.Context, step string, err error) string {
 	switch {
 	case errors.Is(ctx.Err(), context.Canceled):
 		return fmt.Sprintf("%s canceled: %v", step, err)
-	case isTimeout(err):
+	case isTimeout(err) || errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Sprintf("%s timed out: %v", step, err)
 	}
 	return fmt.Sprintf("%s failed: %v", step, err)

@@ -169,7 +169,10 @@ func serve(cfg config, logger zerolog.Logger) error {
 		httpSrv = serveOperators(operators, svc.OperatorHandler(stats), logger)
 	}
 
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-svc.Done():
+	}
 	logger.Info().Msg("server_stopping")
 	stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
@@ -183,7 +186,7 @@ func serve(cfg config, logger zerolog.Logger) error {
 	if err := fatal.Load(); err != nil {
 		return *err
 	}
-	return nil
+	return svc.Err()
 }
 
 // buildEdges returns the socket proxy and the Engine bridge that cfg asks
