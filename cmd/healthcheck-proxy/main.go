@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,15 +18,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
 	"github.com/lbhealth/hcsupervisor/actors"
 	"github.com/lbhealth/hcsupervisor/bridge"
 )
-
-// stopTimeout bounds each step of a graceful stop.
-const stopTimeout = 10 * time.Second
 
 type config struct {
 	engineSocket   string
@@ -102,42 +97,7 @@ func serve(cfg config, logger zerolog.Logger) error {
 
 	sys := actors.NewSystem(logger)
 	defer sys.Shutdown()
-	linkPID, edgePID, fatal := spawn(sys, cfg, logger, stop)
-	if linkPID == nil || edgePID == nil {
-		return errors.New("cannot spawn the bridge's actors")
-	}
-	logger.Info().Str("engine", cfg.engineSocket).
-		Str("server", cfg.serverSocket).Msg("proxy_started")
-
-	<-ctx.Done()
-	logger.Info().Msg("proxy_stopping")
-	if err := sys.Root.PoisonFuture(edgePID).Wait(); err != nil {
-		logger.Warn().Err(err).Msg("bridge_stop_failed")
-	}
-	if err := sys.Root.PoisonFuture(linkPID).Wait(); err != nil {
-		logger.Warn().Err(err).Msg("link_stop_failed")
-	}
-	logger.Info().Msg("proxy_stopped")
-	if err := fatal.Load(); err != nil {
-		return *err
-	}
-	return nil
-}
-
-// spawn starts the link and the bridge, each addressing the other by its
-// name.
-func spawn(sys *actor.ActorSystem, cfg config, logger zerolog.Logger,
-	stop func()) (linkPID, edgePID *actor.PID, fatal *atomic.Pointer[error]) {
-	fatal = &atomic.Pointer[error]{}
-	edgeAddr := actor.NewPID(sys.Address(), "bridge")
-	linkPID, err := sys.Root.SpawnNamed(bridge.NewLink(bridge.LinkConfig{
-		Socket: cfg.serverSocket,
-		Sink:   edgeAddr,
-		Logger: logger,
-	}), "link")
-	if err != nil {
-		return nil, nil, fatal
-	}
+	var fatal atomic.Pointer[error]
 	ecfg := bridge.EdgeConfig{
 		Engine:        bridge.NewEngineClient(cfg.engineSocket, 0),
 		FetchInterval: cfg.fetchInterval,
@@ -151,9 +111,22 @@ func spawn(sys *actor.ActorSystem, cfg config, logger zerolog.Logger,
 			stop()
 		}
 	}
-	edgePID, err = sys.Root.SpawnNamed(bridge.NewEdge(ecfg)(linkPID), "bridge")
+	split, err := bridge.StartSplit(sys,
+		bridge.LinkConfig{Socket: cfg.serverSocket, Logger: logger}, ecfg)
 	if err != nil {
-		return linkPID, nil, fatal
+		return err
 	}
-	return linkPID, edgePID, fatal
+	logger.Info().Str("engine", cfg.engineSocket).
+		Str("server", cfg.serverSocket).Msg("proxy_started")
+
+	<-ctx.Done()
+	logger.Info().Msg("proxy_stopping")
+	if err := split.Stop(); err != nil {
+		logger.Warn().Err(err).Msg("proxy_stop_incomplete")
+	}
+	logger.Info().Msg("proxy_stopped")
+	if err := fatal.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
