@@ -2,15 +2,20 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
 	"github.com/lbhealth/hcsupervisor/messages"
 )
+
+// startTimeout bounds how long Start waits for the tree to be up.
+const startTimeout = 10 * time.Second
 
 // rootName is the name of the service's top actor; the manager is
 // rootName/manager and its checks rootName/manager/<id>.
@@ -45,6 +50,7 @@ type ServiceConfig struct {
 type Service struct {
 	sys      *actor.ActorSystem
 	root     *actor.PID
+	started  chan struct{}
 	done     chan struct{}
 	shutdown sync.Once
 	// failure says why the tree stopped by itself, if it did.
@@ -55,7 +61,11 @@ type Service struct {
 // manager and the edges under it.
 func Start(cfg ServiceConfig) (*Service, error) {
 	sys := NewSystem(cfg.Logger)
-	s := &Service{sys: sys, done: make(chan struct{})}
+	s := &Service{
+		sys:     sys,
+		started: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &supervisor{cfg: cfg, svc: s}
 	})
@@ -69,7 +79,15 @@ func Start(cfg ServiceConfig) (*Service, error) {
 		return nil, fmt.Errorf("start service: %w", err)
 	}
 	s.root = pid
-	return s, nil
+
+	// Messages sent to the manager before it exists would be lost.
+	select {
+	case <-s.started:
+		return s, nil
+	case <-time.After(startTimeout):
+		sys.Root.Stop(pid)
+		return nil, errors.New("start service: the tree did not start in time")
+	}
 }
 
 // System returns the service's actor system.
@@ -169,6 +187,11 @@ func (s *supervisor) handleStarted(c actor.Context) {
 		s.edges = append(s.edges, pid)
 	}
 	s.log.Info().Int("edges", len(s.edges)).Msg("service_started")
+	select {
+	case <-s.svc.started:
+	default:
+		close(s.svc.started)
+	}
 }
 
 func (s *supervisor) handleDrain(c actor.Context) {

@@ -16,12 +16,15 @@ import (
 // Checks.Configs, to the config of a check this server runs, with defaults
 // applied and validated.
 //
-// It converts TCP, HTTP and DNS checkers whose target is plain (Mode 0, no
-// Mark). Ping, UDP and RADIUS checkers, DSR and TUN targets, HTTP proxy
-// requests and absolute request URLs, HTTP checks that accept any status
-// code and DNS types other than A and AAAA are rejected with an error that
-// wraps ErrUnsupported and names the field. Every error it returns wraps
-// messages.ErrInvalidConfig, so one bad config is rejected on its own.
+// It converts every checker type in every mode: Target.Mode, Mark and, in
+// DSR and TUN modes, Host become mode, mark and backend (in plain mode the
+// Engine sets Host to IP, and it is dropped). An HTTP request given as an
+// absolute URL becomes its path and, as the Host header, its host: the
+// probe still goes to the target, where Seesaw's plain mode dialed the
+// URL's host. HTTP checks that accept any status code, DNS classes other
+// than IN and DNS types without an answer form are rejected with an error
+// that wraps ErrUnsupported and names the field. Every error it returns
+// wraps messages.ErrInvalidConfig, so one bad config is rejected on its own.
 //
 // TLSVerify is kept only where Secure is set: the Engine sets it for plain
 // HTTP too, where it means nothing.
@@ -121,32 +124,25 @@ func convertChecker(cfg *messages.Config, ch Checker) error {
 	case *DNSChecker:
 		return convertDNS(cfg, ch)
 	case *PingChecker:
-		return unsupported("Checker", "ping checks")
+		return convertPing(cfg, ch)
 	case *UDPChecker:
-		return unsupported("Checker", "UDP checks")
+		return convertUDP(cfg, ch)
 	case *RADIUSChecker:
-		return unsupported("Checker", "RADIUS checks")
+		return convertRADIUS(cfg, ch)
 	default:
 		return unsupported("Checker", "checker type %T", ch)
 	}
 }
 
-// convertTarget sets cfg's IP and Port from t, whose Proto must be proto.
-func convertTarget(cfg *messages.Config, t *Target, proto uint16) error {
-	switch t.Mode {
-	case ModePlain:
-	case ModeDSR:
-		return unsupported("Target.Mode", "DSR (%d) healthchecks", t.Mode)
-	case ModeTUN:
-		return unsupported("Target.Mode", "TUN (%d) healthchecks", t.Mode)
-	default:
-		return invalid("Target.Mode", "unknown mode %d", t.Mode)
+// convertTarget sets cfg's IP, Port, Mode, Mark and Backend from t, whose
+// Proto must be one of protos.
+func convertTarget(cfg *messages.Config, t *Target, protos ...uint16) error {
+	if err := convertMode(cfg, t); err != nil {
+		return err
 	}
-	if t.Mark != 0 {
-		return unsupported("Target.Mark", "socket mark %d", t.Mark)
-	}
-	if t.Proto != proto {
-		return invalid("Target.Proto", "want %d for this checker, got %d", proto, t.Proto)
+	if !slices.Contains(protos, t.Proto) {
+		return invalid("Target.Proto", "want %d for this checker, got %d",
+			protos[0], t.Proto)
 	}
 
 	// The Engine sends IPv4 addresses in their 16-byte v4-mapped form.
@@ -156,6 +152,35 @@ func convertTarget(cfg *messages.Config, t *Target, proto uint16) error {
 	}
 	cfg.IP = ip.Unmap()
 	cfg.Port = t.Port
+	return nil
+}
+
+// convertMode sets cfg's Mode, Mark and Backend from t. Validation then
+// checks them together, as it does the socket's.
+func convertMode(cfg *messages.Config, t *Target) error {
+	switch t.Mode {
+	case ModePlain:
+		// The Engine sets Host to the backend, which in plain mode is IP.
+		cfg.Mark = t.Mark
+		return nil
+	case ModeDSR:
+		cfg.Mode = messages.ModeDSR
+	case ModeTUN:
+		cfg.Mode = messages.ModeTUN
+	default:
+		return invalid("Target.Mode", "unknown mode %d", t.Mode)
+	}
+	cfg.Mark = t.Mark
+	if len(t.Host) == 0 {
+		return nil
+	}
+	host, ok := netip.AddrFromSlice(t.Host)
+	if !ok {
+		return invalid("Target.Host", "want 4 or 16 bytes, got %d", len(t.Host))
+	}
+	if !host.IsUnspecified() {
+		cfg.Backend = host.Unmap()
+	}
 	return nil
 }
 
@@ -175,10 +200,7 @@ func convertHTTP(cfg *messages.Config, c *HTTPChecker) error {
 	if err := convertTarget(cfg, &c.Target, ProtoTCP); err != nil {
 		return err
 	}
-	if c.Proxy {
-		return unsupported("HTTPChecker.Proxy", "proxy requests")
-	}
-	path, err := requestPath(c.Request)
+	path, host, err := requestTarget(c.Request)
 	if err != nil {
 		return err
 	}
@@ -192,6 +214,8 @@ func convertHTTP(cfg *messages.Config, c *HTTPChecker) error {
 	cfg.Checker = messages.CheckerHTTP
 	cfg.Method = c.Method
 	cfg.Path = path
+	cfg.Host = host
+	cfg.Proxy = c.Proxy
 	cfg.Response = c.Response
 	cfg.ExpectedCodes = []int{c.ResponseCode}
 	cfg.Secure = c.Secure
@@ -199,22 +223,24 @@ func convertHTTP(cfg *messages.Config, c *HTTPChecker) error {
 	return nil
 }
 
-// requestPath returns the request target Seesaw sends for request, which
-// must be a path (origin form); empty means the default path.
-func requestPath(request string) (string, error) {
+// requestTarget returns the path Seesaw sends for request, a path or an
+// absolute URL, and the URL's host (with its port, if any) as the Host
+// header; empty means the default path and the target as the host.
+func requestTarget(request string) (path, host string, err error) {
 	if request == "" {
-		return "", nil
+		return "", "", nil
 	}
 	u, err := url.Parse(request)
 	if err != nil {
-		return "", invalid("HTTPChecker.Request", "%v", err)
+		return "", "", invalid("HTTPChecker.Request", "%v", err)
 	}
-	if u.IsAbs() || u.Host != "" {
-		return "", unsupported("HTTPChecker.Request", "absolute URL %q", request)
+	if (u.IsAbs() || u.Host != "") && u.Host == "" {
+		return "", "", invalid("HTTPChecker.Request", "URL %q has no host", request)
 	}
 	// Like Go's HTTP client, which Seesaw uses, drop any fragment and
-	// escape what must be escaped.
-	return u.RequestURI(), nil
+	// escape what must be escaped. The URL's scheme is dropped too:
+	// Seesaw chooses http or https by Secure alone.
+	return u.RequestURI(), u.Host, nil
 }
 
 func convertDNS(cfg *messages.Config, c *DNSChecker) error {
@@ -226,27 +252,72 @@ func convertDNS(cfg *messages.Config, c *DNSChecker) error {
 		return unsupported("DNSChecker.Question.Qclass", "class %s", dns.Class(q.Qclass))
 	}
 	qtype := dns.TypeToString[q.Qtype]
-	if qtype != "A" && qtype != "AAAA" {
-		return unsupported("DNSChecker.Question.Qtype", "type %s", dns.Type(q.Qtype))
-	}
-
-	// Seesaw fails every probe without a parseable Answer; ExpectedIPs
-	// left empty would accept any answer instead.
-	if c.Answer == "" {
-		return invalid("DNSChecker.Answer", "missing")
-	}
-	want, err := netip.ParseAddr(c.Answer)
-	if err != nil || want.Zone() != "" {
-		return invalid("DNSChecker.Answer", "%q is not an IP address", c.Answer)
-	}
-	if qtype == "A" {
-		want = want.Unmap()
-	}
-
 	cfg.Checker = messages.CheckerDNS
 	cfg.Query = q.Name
 	cfg.QueryType = qtype
+
+	// Seesaw fails every probe without an Answer; no expected answer
+	// would accept any answer instead.
+	if c.Answer == "" {
+		return invalid("DNSChecker.Answer", "missing")
+	}
+	switch qtype {
+	case "A", "AAAA":
+		return convertDNSAddr(cfg, c.Answer)
+	case "CNAME", "NS", "MX", "PTR", "TXT", "SOA":
+		cfg.ExpectedAnswers = []string{c.Answer}
+		return nil
+	}
+	return unsupported("DNSChecker.Question.Qtype", "type %s", dns.Type(q.Qtype))
+}
+
+// convertDNSAddr sets the expected address of an A or AAAA check.
+func convertDNSAddr(cfg *messages.Config, answer string) error {
+	want, err := netip.ParseAddr(answer)
+	if err != nil || want.Zone() != "" {
+		return invalid("DNSChecker.Answer", "%q is not an IP address", answer)
+	}
+	if cfg.QueryType == "A" {
+		want = want.Unmap()
+	}
 	cfg.ExpectedIPs = []netip.Addr{want}
+	return nil
+}
+
+// convertPing converts a ping check. Seesaw ignores the port, and so does
+// this conversion.
+func convertPing(cfg *messages.Config, c *PingChecker) error {
+	if err := convertTarget(cfg, &c.Target, ProtoICMP, ProtoICMPv6); err != nil {
+		return err
+	}
+	v6 := c.Target.Proto == ProtoICMPv6
+	if cfg.IP.Is6() != v6 {
+		return invalid("Target.Proto", "%d does not match IP %s", c.Target.Proto, cfg.IP)
+	}
+	cfg.Checker = messages.CheckerICMP
+	cfg.Port = 0
+	return nil
+}
+
+func convertUDP(cfg *messages.Config, c *UDPChecker) error {
+	if err := convertTarget(cfg, &c.Target, ProtoUDP); err != nil {
+		return err
+	}
+	cfg.Checker = messages.CheckerUDP
+	cfg.Send = c.Send
+	cfg.Receive = c.Receive
+	return nil
+}
+
+func convertRADIUS(cfg *messages.Config, c *RADIUSChecker) error {
+	if err := convertTarget(cfg, &c.Target, ProtoUDP); err != nil {
+		return err
+	}
+	cfg.Checker = messages.CheckerRADIUS
+	cfg.Username = c.Username
+	cfg.Password = c.Password
+	cfg.Secret = c.Secret
+	cfg.Response = c.Response
 	return nil
 }
 

@@ -180,24 +180,45 @@ func TestToConfig(t *testing.T) {
 			}),
 		},
 
-		// Unsupported for now.
 		{
-			name:    "ping",
-			config:  config(&PingChecker{Target: Target{IP: v4, Proto: ProtoICMP}}),
-			wantErr: ErrUnsupported,
-			errText: "Checker: ping checks",
+			name: "ping",
+			config: config(&PingChecker{Target: Target{IP: v4, Port: 7,
+				Proto: ProtoICMP}, ID: 9}),
+			want: want(messages.CheckerICMP, func(c *messages.Config) {}),
 		},
 		{
-			name:    "udp",
-			config:  config(&UDPChecker{Target: udpTarget(9), Send: "x"}),
-			wantErr: ErrUnsupported,
-			errText: "Checker: UDP checks",
+			name: "ping IPv6",
+			config: config(&PingChecker{Target: Target{
+				IP: net.ParseIP("2001:db8::1"), Proto: ProtoICMPv6,
+			}}),
+			want: want(messages.CheckerICMP, func(c *messages.Config) {
+				c.IP = netip.MustParseAddr("2001:db8::1")
+			}),
 		},
 		{
-			name:    "radius",
-			config:  config(&RADIUSChecker{Target: udpTarget(1812)}),
-			wantErr: ErrUnsupported,
-			errText: "Checker: RADIUS checks",
+			name:   "udp",
+			config: config(&UDPChecker{Target: udpTarget(9), Send: "x", Receive: "y"}),
+			want: want(messages.CheckerUDP, func(c *messages.Config) {
+				c.Port, c.Send, c.Receive = 9, "x", "y"
+			}),
+		},
+		{
+			name: "radius",
+			config: config(&RADIUSChecker{Target: udpTarget(1812), Username: "u",
+				Password: "p", Secret: "s", Response: "challenge"}),
+			want: want(messages.CheckerRADIUS, func(c *messages.Config) {
+				c.Port, c.Username, c.Password, c.Secret = 1812, "u", "p", "s"
+				c.Response = messages.RADIUSChallenge
+			}),
+		},
+		{
+			name: "radius default response",
+			config: config(&RADIUSChecker{Target: udpTarget(1812), Username: "u",
+				Secret: "s"}),
+			want: want(messages.CheckerRADIUS, func(c *messages.Config) {
+				c.Port, c.Username, c.Secret = 1812, "u", "s"
+				c.Response = messages.RADIUSAccept
+			}),
 		},
 		{
 			name:    "unknown checker type",
@@ -206,59 +227,86 @@ func TestToConfig(t *testing.T) {
 			errText: "Checker: checker type *bridge.otherChecker",
 		},
 		{
-			name: "DSR",
-			config: config(&TCPChecker{Target: Target{IP: v4, Mark: 65536,
-				Mode: ModeDSR, Port: 22, Proto: ProtoTCP}}),
-			wantErr: ErrUnsupported,
-			errText: "Target.Mode: DSR (1)",
-		},
-		{
-			name: "TUN",
-			config: config(&TCPChecker{Target: Target{IP: v4, Mark: 65536,
-				Mode: ModeTUN, Port: 22, Proto: ProtoTCP}}),
-			wantErr: ErrUnsupported,
-			errText: "Target.Mode: TUN (2)",
-		},
-		{
-			name: "mark without a mode",
-			config: config(&TCPChecker{Target: Target{IP: v4, Mark: 65536,
+			name: "plain drops Host",
+			config: config(&TCPChecker{Target: Target{IP: v4, Host: v4,
 				Port: 22, Proto: ProtoTCP}}),
-			wantErr: ErrUnsupported,
-			errText: "Target.Mark: socket mark 65536",
+			want: want(messages.CheckerTCP, func(c *messages.Config) { c.Port = 22 }),
 		},
 		{
-			name:    "http proxy",
-			config:  config(httpChecker(func(c *HTTPChecker) { c.Proxy = true })),
-			wantErr: ErrUnsupported,
-			errText: "HTTPChecker.Proxy",
+			name: "DSR",
+			config: config(&TCPChecker{Target: Target{IP: v4,
+				Host: net.ParseIP("10.0.0.2"), Mark: 65536, Mode: ModeDSR,
+				Port: 22, Proto: ProtoTCP}}),
+			want: want(messages.CheckerTCP, func(c *messages.Config) {
+				c.Port, c.Mode, c.Mark = 22, messages.ModeDSR, 65536
+				c.Backend = netip.MustParseAddr("10.0.0.2")
+			}),
+		},
+		{
+			name: "TUN without Host",
+			config: config(&UDPChecker{Target: Target{IP: v4, Mark: 81535,
+				Mode: ModeTUN, Port: 53, Proto: ProtoUDP}}),
+			want: want(messages.CheckerUDP, func(c *messages.Config) {
+				c.Port, c.Mode, c.Mark = 53, messages.ModeTUN, 81535
+			}),
+		},
+		{
+			name: "http proxy",
+			config: config(httpChecker(func(c *HTTPChecker) {
+				c.Proxy = true
+			})),
+			want: want(messages.CheckerHTTP, func(c *messages.Config) {
+				c.Port, c.Method, c.Path, c.Proxy = 80, "GET", "/healthz", true
+				c.ExpectedCodes = []int{200}
+			}),
 		},
 		{
 			name: "http absolute URL",
 			config: config(httpChecker(func(c *HTTPChecker) {
-				c.Request = "http://example.test/healthz"
+				c.Request = "https://www.example.test:8080/healthz?a=1#x"
 			})),
-			wantErr: ErrUnsupported,
-			errText: `HTTPChecker.Request: absolute URL "http://example.test/healthz"`,
+			want: want(messages.CheckerHTTP, func(c *messages.Config) {
+				c.Port, c.Method, c.ExpectedCodes = 80, "GET", []int{200}
+				c.Path, c.Host = "/healthz?a=1", "www.example.test:8080"
+			}),
 		},
 		{
 			name: "http URL without a scheme",
 			config: config(httpChecker(func(c *HTTPChecker) {
-				c.Request = "//example.test/healthz"
+				c.Request = "//example.test"
 			})),
+			want: want(messages.CheckerHTTP, func(c *messages.Config) {
+				c.Port, c.Method, c.ExpectedCodes = 80, "GET", []int{200}
+				c.Path, c.Host = "/", "example.test"
+			}),
+		},
+		{
+			name:   "dns MX",
+			config: config(dnsChecker(15, "10 mx.example.test")),
+			want: want(messages.CheckerDNS, func(c *messages.Config) {
+				c.Port, c.Query, c.QueryType = 53, "example.test", "MX"
+				c.ExpectedAnswers = []string{"10 mx.example.test"}
+			}),
+		},
+		{
+			name:   "dns CNAME",
+			config: config(dnsChecker(5, "www.example.test.")),
+			want: want(messages.CheckerDNS, func(c *messages.Config) {
+				c.Port, c.Query, c.QueryType = 53, "example.test", "CNAME"
+				c.ExpectedAnswers = []string{"www.example.test."}
+			}),
+		},
+		{
+			name:    "dns SRV",
+			config:  config(dnsChecker(33, "x")),
 			wantErr: ErrUnsupported,
-			errText: "HTTPChecker.Request: absolute URL",
+			errText: "DNSChecker.Question.Qtype: type SRV",
 		},
 		{
 			name:    "http any status code",
 			config:  config(httpChecker(func(c *HTTPChecker) { c.ResponseCode = 0 })),
 			wantErr: ErrUnsupported,
 			errText: "HTTPChecker.ResponseCode: 0 (any status code)",
-		},
-		{
-			name:    "dns MX",
-			config:  config(dnsChecker(15, "192.0.2.53")),
-			wantErr: ErrUnsupported,
-			errText: "DNSChecker.Question.Qtype: type MX",
 		},
 		{
 			name:    "dns unknown type",
@@ -380,6 +428,66 @@ func TestToConfig(t *testing.T) {
 			errText: "Target.Mode: unknown mode 3",
 		},
 		{
+			name: "mark in plain mode",
+			config: config(&TCPChecker{Target: Target{IP: v4, Mark: 65536,
+				Port: 22, Proto: ProtoTCP}}),
+			wantErr: messages.ErrInvalidConfig,
+			errText: "mark: not used in plain mode",
+		},
+		{
+			name: "DSR without a mark",
+			config: config(&TCPChecker{Target: Target{IP: v4, Mode: ModeDSR,
+				Port: 22, Proto: ProtoTCP}}),
+			wantErr: messages.ErrInvalidConfig,
+			errText: "mark: required in dsr mode",
+		},
+		{
+			name: "DSR ping",
+			config: config(&PingChecker{Target: Target{IP: v4, Mark: 65536,
+				Mode: ModeDSR, Proto: ProtoICMP}}),
+			wantErr: messages.ErrInvalidConfig,
+			errText: "mode: checker icmp cannot run in dsr mode",
+		},
+		{
+			name: "5-byte Host",
+			config: config(&TCPChecker{Target: Target{IP: v4, Host: net.IP{1, 2, 3, 4, 5},
+				Mark: 1, Mode: ModeTUN, Port: 22, Proto: ProtoTCP}}),
+			wantErr: messages.ErrInvalidConfig,
+			errText: "Target.Host: want 4 or 16 bytes, got 5",
+		},
+		{
+			name:    "ping over ICMPv6 to IPv4",
+			config:  config(&PingChecker{Target: Target{IP: v4, Proto: ProtoICMPv6}}),
+			wantErr: messages.ErrInvalidConfig,
+			errText: "Target.Proto: 58 does not match IP 192.0.2.1",
+		},
+		{
+			name:    "ping over TCP",
+			config:  config(&PingChecker{Target: Target{IP: v4, Proto: ProtoTCP}}),
+			wantErr: messages.ErrInvalidConfig,
+			errText: "Target.Proto: want 1 for this checker, got 6",
+		},
+		{
+			name:    "radius without a secret",
+			config:  config(&RADIUSChecker{Target: udpTarget(1812), Username: "u"}),
+			wantErr: messages.ErrInvalidConfig,
+			errText: "secret: missing",
+		},
+		{
+			name: "http URL without a host",
+			config: config(httpChecker(func(c *HTTPChecker) {
+				c.Request = "http:/healthz"
+			})),
+			wantErr: messages.ErrInvalidConfig,
+			errText: `HTTPChecker.Request: URL "http:/healthz" has no host`,
+		},
+		{
+			name:    "dns MX answer without preference",
+			config:  config(dnsChecker(15, "mx.example.test")),
+			wantErr: messages.ErrInvalidConfig,
+			errText: "expected_answers: MX answer",
+		},
+		{
 			name:    "http invalid method",
 			config:  config(httpChecker(func(c *HTTPChecker) { c.Method = "GE T" })),
 			wantErr: messages.ErrInvalidConfig,
@@ -476,8 +584,8 @@ func checkConfigError(t *testing.T, err, wantErr error, text string) {
 	}
 }
 
-// TestToConfigGolden converts the 19 configs Seesaw sent: the plain TCP,
-// HTTP and DNS ones convert, the rest are rejected as unsupported.
+// TestToConfigGolden converts the 19 configs Seesaw sent: every one
+// converts.
 func TestToConfigGolden(t *testing.T) {
 	lo := netip.MustParseAddr("127.0.0.1")
 	base := func(id uint64, checker messages.CheckerType, port int) messages.Config {
@@ -494,6 +602,10 @@ func TestToConfigGolden(t *testing.T) {
 		c.Method, c.Path, c.Response, c.ExpectedCodes = "GET", path, response, []int{200}
 		return c
 	}
+	proxy := func(c messages.Config) messages.Config {
+		c.Proxy = true
+		return c
+	}
 	tests := []struct {
 		id      uint64
 		want    messages.Config
@@ -506,7 +618,9 @@ func TestToConfigGolden(t *testing.T) {
 		{id: goldenID + 2, want: tcp(goldenID+2, 42341, func(c *messages.Config) {
 			c.Receive, c.Send = "abd", "abc"
 		})},
-		{id: goldenID + 3, errText: "Target.Mode: DSR (1)"},
+		{id: goldenID + 3, want: tcp(goldenID+3, 42099, func(c *messages.Config) {
+			c.Mode, c.Mark, c.Backend = messages.ModeDSR, 65536, lo
+		})},
 		{id: goldenID + 4, want: tcp(goldenID+4, 40429, func(c *messages.Config) {
 			c.Receive, c.Send, c.Secure = "hello", "hello", true
 		})},
@@ -515,28 +629,56 @@ func TestToConfigGolden(t *testing.T) {
 		})},
 		{id: goldenID + 6, want: http(goldenID+6, 37771, "/healthz",
 			"ok host=127.0.0.1:")},
-		{id: goldenID + 7, errText: "HTTPChecker.Proxy"},
-		{id: goldenID + 8, errText: "Target.Mode: DSR (1)"},
+		{id: goldenID + 7, want: proxy(http(goldenID+7, 37771, "/healthz",
+			"ok host=127.0.0.1:37771 uri=http://127.0.0.1:37771/healthz"))},
+		{id: goldenID + 8, want: func() messages.Config {
+			c := http(goldenID+8, 37771, "/healthz",
+				"ok host=www.example.test uri=/healthz")
+			c.Mode, c.Mark, c.Host = messages.ModeDSR, 65537, "www.example.test"
+			return c
+		}()},
 		{id: goldenID + 9, want: http(goldenID+9, 37771, "/healthz",
 			"ok host=127.0.0.1:37771 uri=/healthz")},
-		{id: goldenID + 10, errText: "HTTPChecker.Request: absolute URL"},
-		{id: goldenID + 11, errText: "HTTPChecker.Proxy"},
+		{id: goldenID + 10, want: func() messages.Config {
+			c := http(goldenID+10, 35721, "/healthz", "ok")
+			c.Host = "127.0.0.1:37771"
+			return c
+		}()},
+		{id: goldenID + 11, want: func() messages.Config {
+			c := proxy(http(goldenID+11, 35721, "/healthz",
+				"ok host=127.0.0.1:37771 uri=http://127.0.0.1:37771/healthz"))
+			c.Host = "127.0.0.1:37771"
+			return c
+		}()},
 		{id: goldenID + 12, want: http(goldenID+12, 37771, "/nope", "")},
 		{id: goldenID + 13, want: func() messages.Config {
 			c := http(goldenID+13, 36817, "/healthz", "")
 			c.Method, c.Secure = "HEAD", true
 			return c
 		}()},
-		{id: goldenID + 14, errText: "Checker: UDP checks"},
+		{id: goldenID + 14, want: func() messages.Config {
+			c := base(goldenID+14, messages.CheckerUDP, 33628)
+			c.Receive, c.Send = "pi", "ping"
+			return c
+		}()},
 		{id: goldenID + 15, want: func() messages.Config {
 			c := base(goldenID+15, messages.CheckerDNS, 40941)
 			c.Query, c.QueryType = "example.test", "A"
 			c.ExpectedIPs = []netip.Addr{netip.MustParseAddr("192.0.2.1")}
 			return c
 		}()},
-		{id: goldenID + 16, errText: "Checker: RADIUS checks"},
-		{id: goldenID + 17, errText: "Checker: ping checks"},
-		{id: goldenID + 18, errText: "Checker: ping checks"},
+		{id: goldenID + 16, want: func() messages.Config {
+			c := base(goldenID+16, messages.CheckerRADIUS, 52959)
+			c.Username, c.Password, c.Secret = "user", "pass", "s3cret"
+			c.Response = messages.RADIUSAccept
+			return c
+		}()},
+		{id: goldenID + 17, want: base(goldenID+17, messages.CheckerICMP, 0)},
+		{id: goldenID + 18, want: func() messages.Config {
+			c := base(goldenID+18, messages.CheckerICMP, 0)
+			c.IP = netip.IPv6Loopback()
+			return c
+		}()},
 	}
 
 	checks := decodeGoldenChecks(t, goldenHealthchecksReply)
@@ -636,7 +778,7 @@ func TestToConfigs(t *testing.T) {
 		return c
 	}
 	bad := func(id uint64) *Config {
-		c := config(&UDPChecker{Target: udpTarget(int(id))})
+		c := config(&UDPChecker{Target: tcpTarget(int(id))})
 		c.Id = id
 		return c
 	}

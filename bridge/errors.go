@@ -9,9 +9,9 @@ import (
 
 var (
 	// ErrUnsupported is wrapped by ToConfig for a Seesaw config that is
-	// valid but asks for something this server cannot run yet, such as a
-	// ping checker or a DSR target. The error names the field and the
-	// reason.
+	// valid but asks for something this server cannot run, such as an HTTP
+	// check accepting any status code or a DNS class other than IN. The
+	// error names the field and the reason.
 	ErrUnsupported = errors.New("not supported yet")
 
 	// ErrRegistration is returned by every EngineClient call when another

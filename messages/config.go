@@ -3,7 +3,6 @@ package messages
 import (
 	"fmt"
 	"net/netip"
-	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -15,23 +14,68 @@ type CheckerType string
 
 // The checker types the server can run.
 const (
-	CheckerTCP  CheckerType = "tcp"
-	CheckerHTTP CheckerType = "http"
-	CheckerDNS  CheckerType = "dns"
+	CheckerTCP    CheckerType = "tcp"
+	CheckerHTTP   CheckerType = "http"
+	CheckerDNS    CheckerType = "dns"
+	CheckerICMP   CheckerType = "icmp"
+	CheckerUDP    CheckerType = "udp"
+	CheckerRADIUS CheckerType = "radius"
 )
 
 // CheckerTypes lists every checker type the server can run, in a stable
 // order.
-var CheckerTypes = []CheckerType{CheckerTCP, CheckerHTTP, CheckerDNS}
+var CheckerTypes = []CheckerType{
+	CheckerTCP, CheckerHTTP, CheckerDNS, CheckerICMP, CheckerUDP, CheckerRADIUS,
+}
+
+// Mode says how a probe reaches its backend, as Seesaw's healthcheck modes
+// do. The zero value is ModePlain.
+type Mode string
+
+// The modes of a check.
+const (
+	// ModePlain probes the backend at IP directly. It is the zero value;
+	// "plain" on the wire means the same.
+	ModePlain Mode = ""
+	// ModeDSR probes the VIP at IP with a socket mark that the kernel's
+	// IPVS forwards to the backend by direct routing.
+	ModeDSR Mode = "dsr"
+	// ModeTUN probes the VIP at IP with a socket mark that the kernel's
+	// IPVS forwards to the backend through an IP-in-IP tunnel.
+	ModeTUN Mode = "tun"
+)
+
+// modePlainName is how ModePlain is spelt on the wire and in messages.
+const modePlainName = "plain"
+
+// String returns the mode's name on the wire: "plain", "dsr" or "tun".
+func (m Mode) String() string {
+	if m == ModePlain {
+		return modePlainName
+	}
+	return string(m)
+}
+
+// MaxMark is the largest socket mark: SO_MARK is 32 bits.
+const MaxMark = 1<<32 - 1
+
+// The answers a RADIUS check may expect in Config.Response.
+const (
+	RADIUSAccept    = "accept"
+	RADIUSReject    = "reject"
+	RADIUSChallenge = "challenge"
+	RADIUSAny       = "any"
+)
 
 // Defaults applied to fields a config leaves out; they are Seesaw's.
 const (
-	DefaultInterval   = 5 * time.Second
-	DefaultTimeout    = 30 * time.Second
-	DefaultHTTPMethod = "GET"
-	DefaultHTTPPath   = "/"
-	DefaultHTTPCode   = 200
-	DefaultQueryType  = "A"
+	DefaultInterval       = 5 * time.Second
+	DefaultTimeout        = 30 * time.Second
+	DefaultHTTPMethod     = "GET"
+	DefaultHTTPPath       = "/"
+	DefaultHTTPCode       = 200
+	DefaultQueryType      = "A"
+	DefaultRADIUSResponse = RADIUSAccept
 )
 
 // Config is the desired configuration of one check. A Config is a value:
@@ -48,39 +92,71 @@ type Config struct {
 	Retries int
 	// Checker is the kind of probe.
 	Checker CheckerType
-	// IP and Port are where the probe connects.
+	// IP and Port are where the probe connects: the backend in plain
+	// mode, the VIP in DSR and TUN modes. Port is 0 for icmp, which has
+	// none, and 1-65535 for every other checker.
 	IP   netip.Addr
 	Port int
+
+	// Mode is how the probe reaches the backend; default ModePlain.
+	// Mark is the SO_MARK (1 to MaxMark) set on the probe's socket: it is
+	// required in DSR and TUN modes and not allowed in plain mode, where
+	// 0 means none. Backend, optional in DSR and TUN modes, is the backend
+	// behind the VIP; it is only shown in logs (Seesaw's Target.Host).
+	Mode    Mode
+	Mark    int
+	Backend netip.Addr
 
 	// Secure wraps TCP and HTTP probes in TLS; TLSVerify then verifies the
 	// server's certificate against the system roots.
 	Secure    bool
 	TLSVerify bool
 
-	// Send is written after a TCP connect; Receive, if set, must be a prefix
-	// of what the server answers.
+	// Send is written after a TCP connect, or sent as a UDP datagram;
+	// Receive, if set, must be a prefix of what the server answers.
 	Send    string
 	Receive string
 
-	// Method, Path and Host make the HTTP request (Host sets the Host
-	// header; empty means ip:port). ExpectedCodes lists the status codes
-	// that count as success (default 200); Response, if set, must be a
-	// prefix of the body.
+	// Method, Path and Host make the HTTP request. Host sets the Host
+	// header (empty means ip:port) and the TLS server name (SNI) of http
+	// and of tcp with Secure; empty means the IP literal, without SNI.
+	// Proxy sends the request URI in absolute form,
+	// http(s)://<host or ip:port><path>, as a request to a proxy; the
+	// probe still connects to IP and Port. ExpectedCodes lists the status
+	// codes that count as success (default 200).
 	Method        string
 	Path          string
 	Host          string
+	Proxy         bool
 	ExpectedCodes []int
-	Response      string
 
-	// Query is the DNS name asked with type QueryType (default A);
-	// ExpectedIPs, if set, must contain an address in the answer.
-	Query       string
-	QueryType   string
-	ExpectedIPs []netip.Addr
+	// Response is, for http, a prefix the body must start with, if set;
+	// for radius, the reply that counts as success: RADIUSAccept
+	// (default), RADIUSReject, RADIUSChallenge or RADIUSAny.
+	Response string
+
+	// Query is the DNS name asked with type QueryType (default A).
+	// ExpectedIPs, for A and AAAA, and ExpectedAnswers, for the other
+	// types, if set, must hold one of the answers; see NormalizeAnswer
+	// for the form of an answer.
+	Query           string
+	QueryType       string
+	ExpectedIPs     []netip.Addr
+	ExpectedAnswers []string
+
+	// Username, Password and Secret make a radius Access-Request; the
+	// shared Secret also authenticates the reply.
+	Username string
+	Password string
+	Secret   string
 }
 
-// Target returns the address the probe connects to, as host:port.
+// Target returns the address the probe connects to, as host:port, or the
+// IP alone for icmp.
 func (c *Config) Target() string {
+	if c.Checker == CheckerICMP {
+		return c.IP.String()
+	}
 	return netip.AddrPortFrom(c.IP, uint16(c.Port)).String()
 }
 
@@ -93,9 +169,11 @@ func (c *Config) SameProbe(o *Config) bool {
 	b.Interval, b.Timeout, b.Retries = 0, 0, 0
 	a.ExpectedCodes, b.ExpectedCodes = nil, nil
 	a.ExpectedIPs, b.ExpectedIPs = nil, nil
+	a.ExpectedAnswers, b.ExpectedAnswers = nil, nil
 	return reflect.DeepEqual(a, b) &&
 		slices.Equal(c.ExpectedCodes, o.ExpectedCodes) &&
-		slices.Equal(c.ExpectedIPs, o.ExpectedIPs)
+		slices.Equal(c.ExpectedIPs, o.ExpectedIPs) &&
+		slices.Equal(c.ExpectedAnswers, o.ExpectedAnswers)
 }
 
 // Equal reports whether c and o are the same config.
@@ -104,16 +182,25 @@ func (c *Config) Equal(o *Config) bool {
 		c.Timeout == o.Timeout && c.Retries == o.Retries
 }
 
-// String describes the check for logs, e.g. "http GET / 10.0.0.1:80".
+// String describes the check for logs, e.g. "http GET / 10.0.0.1:80", or
+// "tcp 10.0.0.1:80 dsr (via 192.168.0.7 mark 65536)" outside plain mode.
 func (c *Config) String() string {
+	var s string
 	switch c.Checker {
 	case CheckerHTTP:
-		return fmt.Sprintf("http %s %s %s", c.Method, c.Path, c.Target())
+		s = fmt.Sprintf("http %s %s %s", c.Method, c.Path, c.Target())
 	case CheckerDNS:
-		return fmt.Sprintf("dns %s %s %s", c.Query, c.QueryType, c.Target())
+		s = fmt.Sprintf("dns %s %s %s", c.Query, c.QueryType, c.Target())
 	default:
-		return fmt.Sprintf("%s %s", c.Checker, c.Target())
+		s = fmt.Sprintf("%s %s", c.Checker, c.Target())
 	}
+	if c.Mode == ModePlain {
+		return s
+	}
+	if c.Backend.IsValid() {
+		return fmt.Sprintf("%s %s (via %s mark %d)", s, c.Mode, c.Backend, c.Mark)
+	}
+	return fmt.Sprintf("%s %s (mark %d)", s, c.Mode, c.Mark)
 }
 
 // ApplyDefaults fills the fields left zero with their defaults.
@@ -123,6 +210,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.Mode == modePlainName {
+		c.Mode = ModePlain
 	}
 	switch c.Checker {
 	case CheckerHTTP:
@@ -140,159 +230,9 @@ func (c *Config) ApplyDefaults() {
 			c.QueryType = DefaultQueryType
 		}
 		c.QueryType = strings.ToUpper(c.QueryType)
-	}
-}
-
-// Validate reports the first thing wrong with c, naming the field. It
-// expects defaults to have been applied.
-func (c *Config) Validate() error {
-	if err := c.validateCommon(); err != nil {
-		return err
-	}
-	if err := c.validateApplicable(); err != nil {
-		return err
-	}
-	switch c.Checker {
-	case CheckerHTTP:
-		return c.validateHTTP()
-	case CheckerDNS:
-		return c.validateDNS()
-	}
-	return nil
-}
-
-func (c *Config) validateCommon() error {
-	switch {
-	case !slices.Contains(CheckerTypes, c.Checker):
-		return fmt.Errorf("checker_type: unknown checker %q", c.Checker)
-	case c.Interval <= 0:
-		return fmt.Errorf("interval: must be positive, got %v", c.Interval)
-	case c.Timeout <= 0:
-		return fmt.Errorf("timeout: must be positive, got %v", c.Timeout)
-	case c.Retries < 0:
-		return fmt.Errorf("retries: must not be negative, got %d", c.Retries)
-	case !c.IP.IsValid():
-		return fmt.Errorf("ip: missing")
-	case c.IP.Zone() != "":
-		return fmt.Errorf("ip: zones are not supported: %s", c.IP)
-	case c.Port < 1 || c.Port > 65535:
-		return fmt.Errorf("port: must be within 1-65535, got %d", c.Port)
-	}
-	return nil
-}
-
-// validateApplicable rejects fields that the config's checker ignores, so a
-// typo in checker_type does not silently drop half a config.
-func (c *Config) validateApplicable() error {
-	used := map[CheckerType][]string{
-		CheckerTCP:  {"send", "receive", "secure", "tls_verify"},
-		CheckerHTTP: {"method", "path", "host", "expected_codes", "response", "secure", "tls_verify"},
-		CheckerDNS:  {"query", "query_type", "expected_ips"},
-	}[c.Checker]
-	set := map[string]bool{
-		"send":           c.Send != "",
-		"receive":        c.Receive != "",
-		"secure":         c.Secure,
-		"tls_verify":     c.TLSVerify,
-		"method":         c.Method != "",
-		"path":           c.Path != "",
-		"host":           c.Host != "",
-		"expected_codes": len(c.ExpectedCodes) > 0,
-		"response":       c.Response != "",
-		"query":          c.Query != "",
-		"query_type":     c.QueryType != "",
-		"expected_ips":   len(c.ExpectedIPs) > 0,
-	}
-	for _, field := range configFieldOrder {
-		if set[field] && !slices.Contains(used, field) {
-			return fmt.Errorf("%s: not used by checker %s", field, c.Checker)
+	case CheckerRADIUS:
+		if c.Response == "" {
+			c.Response = DefaultRADIUSResponse
 		}
 	}
-	return nil
-}
-
-// configFieldOrder fixes the order in which inapplicable fields are
-// reported, so errors are deterministic.
-var configFieldOrder = []string{
-	"send", "receive", "secure", "tls_verify", "method", "path", "host",
-	"expected_codes", "response", "query", "query_type", "expected_ips",
-}
-
-func (c *Config) validateHTTP() error {
-	if !isToken(c.Method) {
-		return fmt.Errorf("method: invalid HTTP method %q", c.Method)
-	}
-	if !strings.HasPrefix(c.Path, "/") {
-		return fmt.Errorf("path: must start with '/', got %q", c.Path)
-	}
-	if strings.ContainsAny(c.Path, " \r\n") {
-		return fmt.Errorf("path: must not contain spaces or line breaks")
-	}
-	if _, err := url.ParseRequestURI(c.Path); err != nil {
-		return fmt.Errorf("path: %q is not a request URI", c.Path)
-	}
-	if strings.ContainsAny(c.Host, " \r\n/") {
-		return fmt.Errorf("host: invalid Host header %q", c.Host)
-	}
-	for _, code := range c.ExpectedCodes {
-		if code < 100 || code > 599 {
-			return fmt.Errorf("expected_codes: %d is not an HTTP status code", code)
-		}
-	}
-	return nil
-}
-
-func (c *Config) validateDNS() error {
-	if c.Query == "" {
-		return fmt.Errorf("query: missing")
-	}
-	if !isDomainName(c.Query) {
-		return fmt.Errorf("query: invalid domain name %q", c.Query)
-	}
-	var wantV4 bool
-	switch c.QueryType {
-	case "A":
-		wantV4 = true
-	case "AAAA":
-	default:
-		return fmt.Errorf("query_type: unsupported type %q (want A or AAAA)", c.QueryType)
-	}
-	for _, ip := range c.ExpectedIPs {
-		if ip.Zone() != "" {
-			return fmt.Errorf("expected_ips: zones are not supported: %s", ip)
-		}
-		if ip.Is4() != wantV4 {
-			return fmt.Errorf("expected_ips: %s cannot answer a %s query", ip, c.QueryType)
-		}
-	}
-	return nil
-}
-
-// isToken reports whether s is an RFC 9110 token, as an HTTP method must be.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r > 0x7e || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
-			return false
-		}
-	}
-	return true
-}
-
-// isDomainName reports whether s is a plausible DNS name: labels of 1-63
-// bytes without spaces, at most 253 bytes in all, optionally fully
-// qualified.
-func isDomainName(s string) bool {
-	s = strings.TrimSuffix(s, ".")
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || strings.ContainsAny(label, " \t\r\n") {
-			return false
-		}
-	}
-	return true
 }

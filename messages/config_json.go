@@ -16,25 +16,33 @@ import (
 // durations and addresses as strings so that their errors can name the
 // field.
 type configJSON struct {
-	ID            *uint64  `json:"id"`
-	Interval      string   `json:"interval,omitempty"`
-	Timeout       string   `json:"timeout,omitempty"`
-	Retries       int      `json:"retries,omitempty"`
-	CheckerType   string   `json:"checker_type"`
-	IP            string   `json:"ip"`
-	Port          int      `json:"port"`
-	Secure        bool     `json:"secure,omitempty"`
-	TLSVerify     bool     `json:"tls_verify,omitempty"`
-	Send          string   `json:"send,omitempty"`
-	Receive       string   `json:"receive,omitempty"`
-	Method        string   `json:"method,omitempty"`
-	Path          string   `json:"path,omitempty"`
-	Host          string   `json:"host,omitempty"`
-	ExpectedCodes []int    `json:"expected_codes,omitempty"`
-	Response      string   `json:"response,omitempty"`
-	Query         string   `json:"query,omitempty"`
-	QueryType     string   `json:"query_type,omitempty"`
-	ExpectedIPs   []string `json:"expected_ips,omitempty"`
+	ID              *uint64  `json:"id"`
+	Interval        string   `json:"interval,omitempty"`
+	Timeout         string   `json:"timeout,omitempty"`
+	Retries         int      `json:"retries,omitempty"`
+	CheckerType     string   `json:"checker_type"`
+	IP              string   `json:"ip"`
+	Port            int      `json:"port"`
+	Mode            string   `json:"mode,omitempty"`
+	Mark            int      `json:"mark,omitempty"`
+	Backend         string   `json:"backend,omitempty"`
+	Secure          bool     `json:"secure,omitempty"`
+	TLSVerify       bool     `json:"tls_verify,omitempty"`
+	Send            string   `json:"send,omitempty"`
+	Receive         string   `json:"receive,omitempty"`
+	Method          string   `json:"method,omitempty"`
+	Path            string   `json:"path,omitempty"`
+	Host            string   `json:"host,omitempty"`
+	Proxy           bool     `json:"proxy,omitempty"`
+	ExpectedCodes   []int    `json:"expected_codes,omitempty"`
+	Response        string   `json:"response,omitempty"`
+	Query           string   `json:"query,omitempty"`
+	QueryType       string   `json:"query_type,omitempty"`
+	ExpectedIPs     []string `json:"expected_ips,omitempty"`
+	ExpectedAnswers []string `json:"expected_answers,omitempty"`
+	Username        string   `json:"username,omitempty"`
+	Password        string   `json:"password,omitempty"`
+	Secret          string   `json:"secret,omitempty"`
 }
 
 // MarshalJSON encodes the config in the protocol's flat form.
@@ -47,6 +55,8 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		Retries:       c.Retries,
 		CheckerType:   string(c.Checker),
 		Port:          c.Port,
+		Mode:          string(c.Mode),
+		Mark:          c.Mark,
 		Secure:        c.Secure,
 		TLSVerify:     c.TLSVerify,
 		Send:          c.Send,
@@ -54,13 +64,22 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		Method:        c.Method,
 		Path:          c.Path,
 		Host:          c.Host,
+		Proxy:         c.Proxy,
 		ExpectedCodes: c.ExpectedCodes,
 		Response:      c.Response,
 		Query:         c.Query,
 		QueryType:     c.QueryType,
+
+		ExpectedAnswers: c.ExpectedAnswers,
+		Username:        c.Username,
+		Password:        c.Password,
+		Secret:          c.Secret,
 	}
 	if c.IP.IsValid() {
 		out.IP = c.IP.String()
+	}
+	if c.Backend.IsValid() {
+		out.Backend = c.Backend.String()
 	}
 	for _, ip := range c.ExpectedIPs {
 		out.ExpectedIPs = append(out.ExpectedIPs, ip.String())
@@ -90,6 +109,8 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		Retries:       in.Retries,
 		Checker:       CheckerType(in.CheckerType),
 		Port:          in.Port,
+		Mode:          Mode(in.Mode),
+		Mark:          in.Mark,
 		Secure:        in.Secure,
 		TLSVerify:     in.TLSVerify,
 		Send:          in.Send,
@@ -97,10 +118,16 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		Method:        in.Method,
 		Path:          in.Path,
 		Host:          in.Host,
+		Proxy:         in.Proxy,
 		ExpectedCodes: in.ExpectedCodes,
 		Response:      in.Response,
 		Query:         in.Query,
 		QueryType:     in.QueryType,
+
+		ExpectedAnswers: in.ExpectedAnswers,
+		Username:        in.Username,
+		Password:        in.Password,
+		Secret:          in.Secret,
 	}
 	var err error
 	if out.Interval, err = parseDuration("interval", in.Interval); err != nil {
@@ -112,6 +139,11 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	if in.IP != "" {
 		if out.IP, err = netip.ParseAddr(in.IP); err != nil {
 			return fmt.Errorf("ip: %w", err)
+		}
+	}
+	if in.Backend != "" {
+		if out.Backend, err = netip.ParseAddr(in.Backend); err != nil {
+			return fmt.Errorf("backend: %w", err)
 		}
 	}
 	for _, s := range in.ExpectedIPs {

@@ -192,7 +192,7 @@ func TestConfigMarshalJSON(t *testing.T) {
 // TestConfigJSONRoundTrip checks that the flat form of a parsed config
 // parses back to the same config.
 func TestConfigJSONRoundTrip(t *testing.T) {
-	for _, c := range []Config{fullTCP(), fullHTTP(), fullDNS()} {
+	for _, c := range fullConfigs() {
 		t.Run(string(c.Checker), func(t *testing.T) {
 			b, err := json.Marshal(c)
 			if err != nil {
@@ -235,7 +235,7 @@ var configErrorTests = []configErrorTest{
 	// Common fields.
 	{
 		name: "unknown checker type",
-		base: tcpBase, kv: []any{"checker_type", "udp"},
+		base: tcpBase, kv: []any{"checker_type", "smtp"},
 		field: "checker_type:", id: 10, hasID: true,
 	},
 	{
@@ -444,7 +444,7 @@ var configErrorTests = []configErrorTest{
 	},
 	{
 		name: "dns unsupported query type",
-		base: dnsBase, kv: []any{"query_type", "MX"},
+		base: dnsBase, kv: []any{"query_type", "SRV"},
 		field: "query_type:", id: 30, hasID: true,
 	},
 	{
@@ -998,7 +998,7 @@ func TestApplyDefaultsFreshSlice(t *testing.T) {
 }
 
 func TestValidateAcceptsDefaulted(t *testing.T) {
-	for _, c := range []Config{fullTCP(), fullHTTP(), fullDNS()} {
+	for _, c := range fullConfigs() {
 		t.Run(string(c.Checker), func(t *testing.T) {
 			if err := c.Validate(); err != nil {
 				t.Errorf("Validate(%v) = %v, want nil", &c, err)

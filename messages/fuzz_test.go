@@ -109,7 +109,7 @@ func checkUpdate(t *testing.T, line []byte, u *UpdateConfigs) {
 // FuzzParseConfig checks that ParseConfig never panics and that a config
 // it accepts survives json.Marshal and ParseConfig unchanged.
 func FuzzParseConfig(f *testing.F) {
-	for _, c := range []Config{fullTCP(), fullHTTP(), fullDNS()} {
+	for _, c := range fullConfigs() {
 		b, err := json.Marshal(c)
 		if err != nil {
 			f.Fatalf("json.Marshal(%v) error: %v", &c, err)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -13,32 +14,37 @@ import (
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
-// dnsProber asks a backend one A or AAAA question and checks the answer.
-// It is immutable after newDNS and so safe for concurrent use.
+// dnsProber asks a backend one question and checks the answer. It is
+// immutable after newDNS and so safe for concurrent use.
 type dnsProber struct {
 	timeout time.Duration
 	target  string
 	prefix  string
 	query   *dns.Msg // template; each probe sends a copy with a fresh ID
-	want    []netip.Addr
+	want    []string // expected answers in canonical form; empty: any
 	dialer  net.Dialer
 	client  *dns.Client
 }
 
+// queryTypes are the query types whose answers answerForm can give.
+var queryTypes = map[uint16]bool{
+	dns.TypeA: true, dns.TypeAAAA: true, dns.TypeCNAME: true, dns.TypeNS: true,
+	dns.TypeMX: true, dns.TypePTR: true, dns.TypeTXT: true, dns.TypeSOA: true,
+}
+
 // newDNS builds the prober for a DNS config, or a brokenProber if its query
-// type is unknown.
+// type or an expected answer is unusable (validation rules both out).
 func newDNS(cfg *messages.Config) Prober {
 	name := dns.Fqdn(cfg.Query)
 	prefix := fmt.Sprintf("DNS %s IN %s query to %s",
 		name, cfg.QueryType, cfg.Target())
 	qtype, ok := dns.StringToType[cfg.QueryType]
-	if !ok || (qtype != dns.TypeA && qtype != dns.TypeAAAA) {
+	if !ok || !queryTypes[qtype] {
 		return &brokenProber{message: prefix + "; unsupported query type"}
 	}
-
-	want := make([]netip.Addr, len(cfg.ExpectedIPs))
-	for i, ip := range cfg.ExpectedIPs {
-		want[i] = ip.Unmap()
+	want, err := expectedAnswers(cfg)
+	if err != nil {
+		return &brokenProber{message: prefix + "; " + err.Error()}
 	}
 	return &dnsProber{
 		timeout: cfg.Timeout,
@@ -46,10 +52,29 @@ func newDNS(cfg *messages.Config) Prober {
 		prefix:  prefix,
 		query:   new(dns.Msg).SetQuestion(name, qtype),
 		want:    want,
+		dialer:  newDialer(cfg.Mark),
 		// The client's Timeout only backs up the context's deadline, which
 		// wins when earlier; UDPSize only sizes the receive buffer.
 		client: &dns.Client{Timeout: cfg.Timeout, UDPSize: dns.DefaultMsgSize},
 	}
+}
+
+// expectedAnswers returns cfg's expected answers in the canonical form
+// answerForm gives a record: addresses unmapped, the rest as
+// messages.NormalizeAnswer makes them.
+func expectedAnswers(cfg *messages.Config) ([]string, error) {
+	var want []string
+	for _, ip := range cfg.ExpectedIPs {
+		want = append(want, ip.Unmap().String())
+	}
+	for _, a := range cfg.ExpectedAnswers {
+		n, err := messages.NormalizeAnswer(cfg.QueryType, a)
+		if err != nil {
+			return nil, err
+		}
+		want = append(want, n)
+	}
+	return want, nil
 }
 
 // Probe asks the question over UDP, again over TCP if the reply was
@@ -100,10 +125,10 @@ func (p *dnsProber) exchange(
 
 // evaluateDNS decides whether reply r answers question q: it must be a
 // response echoing q, with rcode NOERROR and an answer record for q's name
-// (compared case-insensitively), class and type, whose address is in want
-// or, if want is empty, any address. It returns a detail for the message.
+// (compared case-insensitively), class and type, whose answer form is in
+// want or, if want is empty, any. It returns a detail for the message.
 // r may be any message a hostile server can send.
-func evaluateDNS(q dns.Question, want []netip.Addr, r *dns.Msg) (bool, string) {
+func evaluateDNS(q dns.Question, want []string, r *dns.Msg) (bool, string) {
 	switch {
 	case r == nil:
 		return false, "no reply"
@@ -117,22 +142,34 @@ func evaluateDNS(q dns.Question, want []netip.Addr, r *dns.Msg) (bool, string) {
 		return false, "got " + rcodeName(r.Rcode)
 	}
 
-	var first netip.Addr // the first unexpected address
-	var n int            // how many unexpected addresses
+	var first string // the first unexpected answer
+	var n int        // how many unexpected answers
 	for _, rr := range r.Answer {
-		addr, ok := answerAddr(q, rr)
+		got, ok := answerForm(q, rr)
 		if !ok {
 			continue
 		}
-		if len(want) == 0 || slices.Contains(want, addr) {
-			return true, "received answer " + addr.String()
+		if len(want) == 0 || slices.ContainsFunc(want, func(w string) bool {
+			return answerMatches(q.Qtype, w, got)
+		}) {
+			return true, "received answer " + got
 		}
 		if n == 0 {
-			first = addr
+			first = got
 		}
 		n++
 	}
 	return false, notAnswered(q, first, n)
+}
+
+// answerMatches reports whether got, the answer form of a record of type
+// qtype, is the expected answer want. An SOA answer matches on the leading
+// fields want gives.
+func answerMatches(qtype uint16, want, got string) bool {
+	if qtype == dns.TypeSOA {
+		return got == want || strings.HasPrefix(got, want+" ")
+	}
+	return got == want
 }
 
 // sameQuestion reports whether a echoes q, names compared
@@ -155,33 +192,53 @@ func sameName(a, b string) bool {
 	return dns.CanonicalName(a) == dns.CanonicalName(b)
 }
 
-// answerAddr returns the address rr gives in answer to q, unmapped, or false
-// if rr is not an answer to q.
-func answerAddr(q dns.Question, rr dns.RR) (netip.Addr, bool) {
+// answerForm returns the answer rr gives to q in the canonical form of
+// messages.NormalizeAnswer (addresses unmapped), or false if rr is not an
+// answer to q.
+func answerForm(q dns.Question, rr dns.RR) (string, bool) {
 	if rr == nil {
-		return netip.Addr{}, false
+		return "", false
 	}
 	h := rr.Header()
 	if h.Rrtype != q.Qtype || h.Class != dns.ClassINET ||
 		!sameName(h.Name, q.Name) {
-		return netip.Addr{}, false
+		return "", false
 	}
-	var ip net.IP
+	name := messages.CanonicalName
 	switch rr := rr.(type) {
 	case *dns.A:
-		ip = rr.A
+		return addrForm(rr.A)
 	case *dns.AAAA:
-		ip = rr.AAAA
-	default:
-		return netip.Addr{}, false
+		return addrForm(rr.AAAA)
+	case *dns.CNAME:
+		return name(rr.Target), true
+	case *dns.NS:
+		return name(rr.Ns), true
+	case *dns.PTR:
+		return name(rr.Ptr), true
+	case *dns.MX:
+		return fmt.Sprintf("%d %s", rr.Preference, name(rr.Mx)), true
+	case *dns.TXT:
+		return strings.Join(rr.Txt, ""), true
+	case *dns.SOA:
+		return fmt.Sprintf("%s %s %d %d %d %d %d", name(rr.Ns), name(rr.Mbox),
+			rr.Serial, rr.Refresh, rr.Retry, rr.Expire, rr.Minttl), true
 	}
+	return "", false
+}
+
+// addrForm returns an A or AAAA record's address, unmapped.
+func addrForm(ip net.IP) (string, bool) {
 	addr, ok := netip.AddrFromSlice(ip)
-	return addr.Unmap(), ok
+	if !ok {
+		return "", false
+	}
+	return addr.Unmap().String(), true
 }
 
 // notAnswered describes a reply without an acceptable answer to q: it had n
-// answers of q's type, the first with address first, none of them expected.
-func notAnswered(q dns.Question, first netip.Addr, n int) string {
+// answers of q's type, the first being first, none of them expected.
+func notAnswered(q dns.Question, first string, n int) string {
 	switch n {
 	case 0:
 		return "no " + dns.Type(q.Qtype).String() + " answer"

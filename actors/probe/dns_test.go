@@ -45,6 +45,8 @@ func (z *testZone) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		m.Answer = rrs(name + " AAAA ::ffff:192.0.2.1")
 	case "cname.example.test.":
 		m.Answer = rrs(name + " CNAME a.example.test.")
+	case "types.example.test.":
+		m.Answer = typedAnswers(name, r.Question[0].Qtype)
 	case "chaos.example.test.":
 		m.Answer = rrs(name + " CH A 192.0.2.1")
 	case "nx.example.test.":
@@ -312,7 +314,7 @@ func TestDNSUnsupportedType(t *testing.T) {
 	ap := netip.MustParseAddrPort("127.0.0.1:1")
 	cfg := testConfig(t, messages.CheckerDNS, ap, nil)
 	// Bypass validation, as a config from a buggy caller might.
-	cfg.QueryType = "MX"
+	cfg.QueryType = "SRV"
 
 	got := runProbe(t, cfg, probeTimeout)
 	checkResult(t, got, false, "; unsupported query type")
@@ -433,7 +435,7 @@ func TestEvaluateDNS(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			gotOK, gotDetail := evaluateDNS(q, parseAddrs(t, tc.want), tc.r)
+			gotOK, gotDetail := evaluateDNS(q, tc.want, tc.r)
 			if gotOK != tc.wantOK || gotDetail != tc.detail {
 				t.Errorf("evaluateDNS() = %v, %q, want %v, %q",
 					gotOK, gotDetail, tc.wantOK, tc.detail)
@@ -457,17 +459,14 @@ func FuzzEvaluateDNS(f *testing.F) {
 
 	questions := []struct {
 		q    dns.Question
-		want []netip.Addr
+		want []string
 	}{
 		{q: question("example.test.", dns.TypeA)},
-		{
-			q:    question("example.test.", dns.TypeA),
-			want: []netip.Addr{netip.MustParseAddr("192.0.2.1")},
-		},
-		{
-			q:    question("Example.Test.", dns.TypeAAAA),
-			want: []netip.Addr{netip.MustParseAddr("2001:db8::1")},
-		},
+		{q: question("example.test.", dns.TypeA), want: []string{"192.0.2.1"}},
+		{q: question("Example.Test.", dns.TypeAAAA), want: []string{"2001:db8::1"}},
+		{q: question("example.test.", dns.TypeMX), want: []string{"10 mx.test."}},
+		{q: question("example.test.", dns.TypeSOA), want: []string{"ns.test."}},
+		{q: question("example.test.", dns.TypeTXT)},
 	}
 	f.Fuzz(func(t *testing.T, packed []byte) {
 		r := new(dns.Msg)
@@ -511,6 +510,9 @@ func fuzzSeeds() []*dns.Msg {
 		reply(dns.TypeAAAA, "example.test. AAAA 2001:db8::1"),
 		reply(dns.TypeA, "example.test. CNAME other.test.",
 			"other.test. A 192.0.2.1"),
+		reply(dns.TypeMX, "example.test. MX 10 MX.test."),
+		reply(dns.TypeSOA, "example.test. SOA ns.test. h.test. 1 2 3 4 5"),
+		reply(dns.TypeTXT, `example.test. TXT "a" "b c"`),
 		nx,
 		truncated,
 		twoQuestions,

@@ -22,8 +22,9 @@ import (
 type httpProber struct {
 	timeout  time.Duration
 	method   string
-	url      string
-	host     string // Host header; empty means the URL's ip:port
+	url      *url.URL // the request URI; never mutated
+	target   string   // ip:port, where every request goes
+	host     string   // Host header; empty means target
 	codes    []int
 	response string
 	prefix   string
@@ -38,13 +39,9 @@ type probeCtxKey struct{}
 // newHTTP builds the prober for an HTTP config, or a brokenProber if the
 // config cannot form a URL.
 func newHTTP(cfg *messages.Config) Prober {
-	scheme := "http"
-	if cfg.Secure {
-		scheme = "https"
-	}
 	prefix := fmt.Sprintf("HTTP %s to %s", cfg.Method, cfg.Target())
-	u := scheme + "://" + cfg.Target() + cfg.Path
-	if _, err := url.Parse(u); err != nil {
+	u, err := requestURL(cfg)
+	if err != nil {
 		return &brokenProber{
 			message: fmt.Sprintf("%s; invalid URL: %v", prefix, err),
 		}
@@ -54,16 +51,54 @@ func newHTTP(cfg *messages.Config) Prober {
 		timeout:  cfg.Timeout,
 		method:   cfg.Method,
 		url:      u,
+		target:   cfg.Target(),
 		host:     cfg.Host,
 		codes:    slices.Clone(cfg.ExpectedCodes),
 		response: cfg.Response,
 		prefix:   prefix,
+		dialer:   newDialer(cfg.Mark),
 	}
 	p.client = &http.Client{
 		Transport:     p.transport(cfg),
 		CheckRedirect: dontFollow,
 	}
 	return p
+}
+
+// requestURL returns the URL of cfg's request. Its host is always the
+// target, which the Transport dials. In proxy mode its request URI is in
+// absolute form, http(s)://<Host or ip:port><path>, as a client sends
+// to a proxy.
+//
+// NOTE: the absolute form is made with an opaque URL rather than with
+// Transport.Proxy, as Seesaw does: a proxy makes the Transport tunnel
+// https through CONNECT, and Seesaw's plain mode dialed the host of an
+// absolute URL instead of the backend.
+func requestURL(cfg *messages.Config) (*url.URL, error) {
+	scheme := "http"
+	if cfg.Secure {
+		scheme = "https"
+	}
+	path, err := url.ParseRequestURI(cfg.Path)
+	if err != nil {
+		return nil, err
+	}
+	u := &url.URL{
+		Scheme:   scheme,
+		Host:     cfg.Target(),
+		Path:     path.Path,
+		RawPath:  path.RawPath,
+		RawQuery: path.RawQuery,
+	}
+	if cfg.Proxy {
+		authority := cfg.Host
+		if authority == "" {
+			authority = cfg.Target()
+		}
+		u.Opaque = "//" + authority + path.EscapedPath()
+		u.Path, u.RawPath = "", ""
+	}
+	return u, nil
 }
 
 // transport returns the prober's own Transport. Proxy is left nil so the
@@ -102,7 +137,9 @@ func dontFollow(*http.Request, []*http.Request) error {
 	return http.ErrUseLastResponse
 }
 
-// dial connects for the Transport under the probe's own context.
+// dial connects for the Transport under the probe's own context, to the
+// target whatever address the Transport asks for: the URL's host is the
+// target in any case.
 //
 // NOTE: the Transport dials under a context detached from the request's
 // cancellation and deadline, so that a dial can outlive its request and feed
@@ -111,12 +148,12 @@ func dontFollow(*http.Request, []*http.Request) error {
 // context in the request's values, which the detached context keeps, and
 // dial binds the connection to it.
 func (p *httpProber) dial(
-	ctx context.Context, network, addr string,
+	ctx context.Context, network, _ string,
 ) (net.Conn, error) {
 	if pc, ok := ctx.Value(probeCtxKey{}).(context.Context); ok {
 		ctx = pc
 	}
-	conn, err := p.dialer.DialContext(ctx, network, addr)
+	conn, err := p.dialer.DialContext(ctx, network, p.target)
 	if err != nil {
 		return nil, err
 	}
@@ -132,12 +169,14 @@ func (p *httpProber) Probe(ctx context.Context) messages.ProbeResult {
 	defer cancel()
 	ctx = context.WithValue(ctx, probeCtxKey{}, ctx)
 
-	req, err := http.NewRequestWithContext(ctx, p.method, p.url, nil)
+	u := *p.url
+	req, err := http.NewRequestWithContext(ctx, p.method, "", nil)
 	if err != nil {
 		return failed(fmt.Sprintf("%s; invalid request: %v", p.prefix, err))
 	}
-	if p.host != "" {
-		req.Host = p.host
+	req.URL, req.Host = &u, p.host
+	if req.Host == "" {
+		req.Host = p.target
 	}
 
 	resp, err := p.client.Do(req)

@@ -1,4 +1,5 @@
-// Package probe runs one health probe of a backend: TCP, HTTP or DNS.
+// Package probe runs one health probe of a backend: TCP, HTTP, DNS, ICMP
+// echo, UDP or RADIUS.
 package probe
 
 import (
@@ -40,6 +41,12 @@ func New(cfg *messages.Config) (Prober, error) {
 		return newHTTP(cfg), nil
 	case messages.CheckerDNS:
 		return newDNS(cfg), nil
+	case messages.CheckerUDP:
+		return newUDP(cfg), nil
+	case messages.CheckerRADIUS:
+		return newRADIUS(cfg), nil
+	case messages.CheckerICMP:
+		return newICMP(cfg), nil
 	}
 	return nil, fmt.Errorf("new prober for %q: %w", cfg.Checker, ErrUnsupported)
 }

@@ -37,7 +37,7 @@ const (
 )
 
 func TestNewUnsupported(t *testing.T) {
-	for _, checker := range []messages.CheckerType{"udp", "ping", ""} {
+	for _, checker := range []messages.CheckerType{"smtp", "ping", ""} {
 		t.Run(string(checker), func(t *testing.T) {
 			cfg := &messages.Config{Checker: checker}
 			p, err := New(cfg)
@@ -128,8 +128,13 @@ func testConfig(
 		IP:      ap.Addr(),
 		Port:    int(ap.Port()),
 	}
-	if checker == messages.CheckerDNS {
+	switch checker {
+	case messages.CheckerDNS:
 		cfg.Query = "example.test"
+	case messages.CheckerICMP:
+		cfg.Port = 0
+	case messages.CheckerRADIUS:
+		cfg.Username, cfg.Secret = testUser, testSecret
 	}
 	if edit != nil {
 		edit(&cfg)

@@ -30,15 +30,16 @@ func newTCP(cfg *messages.Config) *tcpProber {
 		timeout: cfg.Timeout,
 		target:  cfg.Target(),
 		prefix:  "TCP connect to " + cfg.Target(),
+		dialer:  newDialer(cfg.Mark),
 		send:    cfg.Send,
 		receive: cfg.Receive,
 	}
 	if cfg.Secure {
-		// NOTE: like Seesaw, the server name is the IP literal: no SNI is
-		// sent and verification checks the certificate's IP SANs.
+		// Without Host the server name is the IP literal, as in Seesaw:
+		// no SNI is sent and verification checks the IP SANs.
 		p.tls = &tls.Config{
 			InsecureSkipVerify: !cfg.TLSVerify,
-			ServerName:         cfg.IP.String(),
+			ServerName:         tlsServerName(cfg),
 		}
 	}
 	return p

@@ -1,7 +1,6 @@
 package enginesim
 
 import (
-	"errors"
 	"net"
 	"net/netip"
 	"testing"
@@ -150,8 +149,8 @@ func TestHealthchecksWire(t *testing.T) {
 }
 
 // TestHealthchecksConvert checks that what a client fetches converts with
-// the bridge's ToConfigs: the checks it supports to their configs, and the
-// rest to ErrUnsupported.
+// the bridge's ToConfigs to the configs the server runs, every type and
+// mode included.
 func TestHealthchecksConvert(t *testing.T) {
 	s, path := startServer(t, testConfig())
 	ids := setChecks(t, s,
@@ -173,7 +172,8 @@ func TestHealthchecksConvert(t *testing.T) {
 	lo := netip.MustParseAddr("127.0.0.1")
 	common := messages.Config{Interval: DefaultInterval, Timeout: DefaultTimeout,
 		IP: lo}
-	want := []messages.Config{common, common, common, common}
+	want := []messages.Config{common, common, common, common, common, common,
+		common, common}
 	want[0].ID, want[0].Checker, want[0].Port = ids[0], messages.CheckerTCP, 80
 	want[0].Send, want[0].Receive = "a", "b"
 	want[1].ID, want[1].Checker, want[1].Port = ids[1], messages.CheckerHTTP, 80
@@ -185,7 +185,19 @@ func TestHealthchecksConvert(t *testing.T) {
 	want[3].ID, want[3].Checker, want[3].Port = ids[3], messages.CheckerDNS, 53
 	want[3].Query, want[3].QueryType = "example.test.", "A"
 	want[3].ExpectedIPs = []netip.Addr{netip.MustParseAddr("192.0.2.1")}
+	want[4].ID, want[4].Checker, want[4].Port = ids[4], messages.CheckerICMP, 0
+	want[5].ID, want[5].Checker, want[5].Port = ids[5], messages.CheckerUDP, 9
+	want[6].ID, want[6].Checker, want[6].Port = ids[6], messages.CheckerRADIUS, 1812
+	want[6].Username, want[6].Password, want[6].Secret = "u", "p", "s"
+	want[6].Response = "accept"
+	want[7].ID, want[7].Checker, want[7].Port = ids[7], messages.CheckerTCP, 80
+	want[7].IP = netip.MustParseAddr("192.0.2.10")
+	want[7].Mode, want[7].Mark = messages.ModeDSR, MarkBase
+	want[7].Backend = netip.MustParseAddr("10.0.0.1")
 
+	if len(rejected) != 0 {
+		t.Errorf("got %d rejected, want none: %v", len(rejected), rejected)
+	}
 	if len(configs) != len(want) {
 		t.Fatalf("got %d configs, want %d: %+v", len(configs), len(want), configs)
 	}
@@ -193,14 +205,6 @@ func TestHealthchecksConvert(t *testing.T) {
 		if !configs[i].Equal(&want[i]) {
 			t.Errorf("config %d:\ngot  %+v\nwant %+v", i, configs[i], want[i])
 		}
-	}
-	for _, id := range ids[4:] {
-		if err := rejected[id]; !errors.Is(err, bridge.ErrUnsupported) {
-			t.Errorf("rejected[%#x] = %v, want ErrUnsupported", id, err)
-		}
-	}
-	if len(rejected) != 4 {
-		t.Errorf("got %d rejected, want 4: %v", len(rejected), rejected)
 	}
 }
 
