@@ -49,7 +49,8 @@ type checkActor struct {
 	planned  time.Time
 	interval time.Duration
 	timer    *time.Timer
-	// tickGen tells the current timer's tick from stale ones.
+	// tickGen tells the current timer's tick from stale ones; it comes
+	// from the record's sequence, like probeSeq.
 	tickGen uint64
 	// probe is the probe in flight, or nil.
 	probe *inflight
@@ -73,10 +74,12 @@ type probeTick struct {
 	gen uint64
 }
 
-// probeDone carries a finished probe's result back to its check.
+// probeDone carries a finished probe's result back to its check, or the
+// value its prober panicked with.
 type probeDone struct {
-	seq    uint64
-	result messages.ProbeResult
+	seq      uint64
+	result   messages.ProbeResult
+	panicked any
 }
 
 // IgnoreDeadLetterLogging keeps ticks and results that arrive after their
@@ -168,7 +171,7 @@ func (a *checkActor) replan(interval time.Duration) {
 // arm sets the timer for a.planned, replacing any earlier one.
 func (a *checkActor) arm() {
 	a.stopTimer()
-	a.tickGen++
+	a.tickGen = a.rec.seq.Add(1)
 	tick := &probeTick{gen: a.tickGen}
 	self, root := a.self, a.root
 	a.timer = time.AfterFunc(time.Until(a.planned), func() {
@@ -188,6 +191,9 @@ func (a *checkActor) handleTick(m *probeTick) {
 		return
 	}
 	a.timer = nil
+	if f, _ := a.rec.takeFault(messages.FaultPanic); f != "" {
+		panic("injected fault: panic")
+	}
 	a.startProbe()
 }
 
@@ -196,32 +202,40 @@ func (a *checkActor) handleTick(m *probeTick) {
 func (a *checkActor) startProbe() {
 	cfg := a.rec.config()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
-	a.probeSeq++
+	a.probeSeq = a.rec.seq.Add(1)
 	p := &inflight{cancel: cancel, done: make(chan struct{})}
 	a.probe = p
 
 	done := &probeDone{seq: a.probeSeq}
-	prober, self, root := a.prober, a.self, a.root
+	var prober Prober = a.prober
+	if f, ok := a.rec.takeFault(messages.FaultHang, messages.FaultError,
+		messages.FaultSlow, messages.FaultFlap); f != "" {
+		prober = faultyProber{next: prober, fault: f, flapOK: ok}
+	}
+	self, root := a.self, a.root
 	go func() {
 		defer close(p.done)
 		defer cancel()
-		done.result = runProbe(ctx, prober)
+		done.result, done.panicked = runProbe(ctx, prober)
 		root.Send(self, done)
 	}()
 }
 
-// runProbe runs one probe, timing it and turning a panic into a failed
-// result so that a faulty prober cannot take the process down.
-func runProbe(ctx context.Context, p Prober) (res messages.ProbeResult) {
+// runProbe runs one probe and times it. A panic in the prober is caught
+// and returned, because a panic in a goroutine the actor starts would take
+// the process down; the actor re-raises it where its supervisor sees it.
+func runProbe(ctx context.Context, p Prober) (res messages.ProbeResult, panicked any) {
 	start := time.Now()
 	defer func() {
-		if r := recover(); r != nil {
-			res = messages.ProbeResult{Message: fmt.Sprintf("probe panicked: %v", r)}
+		if panicked = recover(); panicked != nil {
+			res = messages.ProbeResult{
+				Message: fmt.Sprintf("probe panicked: %v", panicked),
+			}
 		}
 		res.Start = start
 		res.Duration = time.Since(start)
 	}()
-	return p.Probe(ctx)
+	return p.Probe(ctx), nil
 }
 
 func (a *checkActor) handleDone(c actor.Context, m *probeDone) {
@@ -229,6 +243,9 @@ func (a *checkActor) handleDone(c actor.Context, m *probeDone) {
 		return
 	}
 	a.probe = nil
+	if m.panicked != nil {
+		panic(m.result.Message)
+	}
 
 	st, prev, changed := a.rec.record(m.result)
 	a.log.Debug().Bool("success", m.result.Success).
@@ -280,6 +297,40 @@ type failingProber struct {
 
 func (p failingProber) Probe(context.Context) messages.ProbeResult {
 	return messages.ProbeResult{Message: p.err.Error()}
+}
+
+// faultyProber suffers one injected fault instead of, or before, the
+// real probe.
+type faultyProber struct {
+	next   Prober
+	fault  messages.Fault
+	flapOK bool
+}
+
+func (p faultyProber) Probe(ctx context.Context) messages.ProbeResult {
+	switch p.fault {
+	case messages.FaultHang:
+		<-ctx.Done()
+		return messages.ProbeResult{
+			Message: "injected fault: hang: held past the timeout",
+		}
+	case messages.FaultError:
+		return messages.ProbeResult{Message: "injected fault: error"}
+	case messages.FaultFlap:
+		msg := "injected fault: flap: failure"
+		if p.flapOK {
+			msg = "injected fault: flap: success"
+		}
+		return messages.ProbeResult{Success: p.flapOK, Message: msg}
+	case messages.FaultSlow:
+		if deadline, ok := ctx.Deadline(); ok {
+			select {
+			case <-time.After(time.Until(deadline) / 2):
+			case <-ctx.Done():
+			}
+		}
+	}
+	return p.next.Probe(ctx)
 }
 
 // dryRunProber succeeds without touching the network, as Seesaw's

@@ -16,15 +16,6 @@ import (
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
-// Supervision of checks: a check that crashes more than checkMaxRestarts
-// times within checkRestartWindow is stopped, and the manager starts it
-// again after checkRespawnDelay.
-const (
-	checkMaxRestarts   = 10
-	checkRestartWindow = 10 * time.Second
-	checkRespawnDelay  = time.Second
-)
-
 // DefaultNotifyInterval is how often the manager re-sends every check's
 // status, as Seesaw's -notify_interval.
 const DefaultNotifyInterval = 15 * time.Second
@@ -48,8 +39,14 @@ type ManagerConfig struct {
 	// NewProber builds a check's prober. Default probe.New; tests and fault
 	// injection substitute their own.
 	NewProber func(*messages.Config) (Prober, error)
-	// NotifierStats, if set, is updated by the notifier.
+	// RestartBackoffMin and RestartBackoffMax bound the wait before a
+	// crashed check restarts; it doubles with each crash in a row.
+	// Defaults 100ms and 30s.
+	RestartBackoffMin time.Duration
+	RestartBackoffMax time.Duration
+	// NotifierStats and FaultStats, if set, are updated as the tree works.
 	NotifierStats *NotifierStats
+	FaultStats    *FaultStats
 	// Logger receives the tree's log lines.
 	Logger zerolog.Logger
 }
@@ -58,11 +55,13 @@ type ManagerConfig struct {
 // sizes, real probes, no sink.
 func DefaultManagerConfig() ManagerConfig {
 	return ManagerConfig{
-		NotifyInterval: DefaultNotifyInterval,
-		BatchSize:      DefaultBatchSize,
-		BatchDelay:     DefaultBatchDelay,
-		NewProber:      newProbeProber,
-		Logger:         zerolog.Nop(),
+		NotifyInterval:    DefaultNotifyInterval,
+		BatchSize:         DefaultBatchSize,
+		BatchDelay:        DefaultBatchDelay,
+		RestartBackoffMin: DefaultRestartBackoffMin,
+		RestartBackoffMax: DefaultRestartBackoffMax,
+		NewProber:         newProbeProber,
+		Logger:            zerolog.Nop(),
 	}
 }
 
@@ -100,15 +99,13 @@ type managerState struct {
 	pids     map[uint64]*actor.PID
 	stopping map[string]uint64
 
+	// root sends on behalf of the manager outside Receive.
+	root *actor.RootContext
+
 	// draining is set once a Shutdown has arrived; halting while the
 	// manager stops or restarts, when the library stops the children.
 	draining bool
 	halting  bool
-}
-
-// respawn asks the manager to start a desired check that has no child.
-type respawn struct {
-	id uint64
 }
 
 // notifyTick says the periodic full status is due.
@@ -117,9 +114,6 @@ type notifyTick struct{}
 // IgnoreDeadLetterLogging keeps timer messages that outlive the manager
 // out of the dead-letter log.
 func (*notifyTick) IgnoreDeadLetterLogging() {}
-
-// IgnoreDeadLetterLogging: see notifyTick.
-func (*respawn) IgnoreDeadLetterLogging() {}
 
 // NewManager returns the props of a manager; zero fields of cfg take their
 // defaults.
@@ -130,6 +124,15 @@ func NewManager(cfg ManagerConfig) *actor.Props {
 	}
 	if cfg.NewProber == nil {
 		cfg.NewProber = def.NewProber
+	}
+	if cfg.RestartBackoffMin <= 0 {
+		cfg.RestartBackoffMin = def.RestartBackoffMin
+	}
+	if cfg.RestartBackoffMax < cfg.RestartBackoffMin {
+		cfg.RestartBackoffMax = max(def.RestartBackoffMax, cfg.RestartBackoffMin)
+	}
+	if cfg.FaultStats == nil {
+		cfg.FaultStats = &FaultStats{}
 	}
 	if cfg.DryRun {
 		cfg.NewProber = func(*messages.Config) (Prober, error) {
@@ -143,11 +146,11 @@ func NewManager(cfg ManagerConfig) *actor.Props {
 		pids:     make(map[uint64]*actor.PID),
 		stopping: make(map[string]uint64),
 	}
-	strategy := actor.NewOneForOneStrategy(checkMaxRestarts,
-		checkRestartWindow, actor.DefaultDecider)
+	// NOTE: manager implements actor.SupervisorStrategy, so it supervises
+	// its children itself; see HandleFailure.
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &manager{managerState: st}
-	}, actor.WithSupervisor(strategy))
+	})
 }
 
 // Receive handles one message.
@@ -159,10 +162,14 @@ func (m *manager) Receive(c actor.Context) {
 		c.Respond(m.statusResponse())
 	case *notifyTick:
 		m.handleNotifyTick(c)
-	case *respawn:
-		m.handleRespawn(c, msg.id)
 	case *messages.Shutdown:
 		m.handleShutdown(c)
+	case *messages.InjectFault:
+		m.handleInjectFault(c, msg)
+	case *messages.ClearFaults:
+		m.handleClearFaults(c, msg)
+	case *messages.Crash:
+		panic(msg.Reason)
 	case *actor.Terminated:
 		m.handleTerminated(c, msg)
 	case *actor.Started:
@@ -189,6 +196,7 @@ func (m *manager) handleStarted(c actor.Context) {
 	if err != nil {
 		panic(fmt.Errorf("spawn notifier: %w", err))
 	}
+	m.root = c.ActorSystem().Root
 	m.env = &checkEnv{
 		notifier:  notifier,
 		newProber: m.cfg.NewProber,
@@ -338,22 +346,16 @@ func (m *manager) handleTerminated(c actor.Context, msg *actor.Terminated) {
 		return
 	}
 	if !wasStopping {
+		// A check stopped by nobody's request: start it again.
 		var ok bool
 		if id, ok = parseChildID(msg.Who.Id); !ok {
-			m.log.Error().Str("child", msg.Who.Id).Msg("child_terminated")
 			return
 		}
 		if pid, live := m.pids[id]; !live || !pid.Equal(msg.Who) {
 			return
 		}
 		delete(m.pids, id)
-		m.log.Error().Uint64("id", id).Dur("respawn_in", checkRespawnDelay).
-			Msg("check_stopped_by_supervisor")
-		self, root := c.Self(), c.ActorSystem().Root
-		time.AfterFunc(checkRespawnDelay, func() {
-			root.Send(self, &respawn{id: id})
-		})
-		return
+		m.log.Error().Uint64("id", id).Msg("check_terminated_restarting")
 	}
 	m.handleRespawn(c, id)
 }

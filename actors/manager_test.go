@@ -276,8 +276,13 @@ func TestCheckSurvivesPanickingProber(t *testing.T) {
 	h.update(tcpConfig(1, 10*time.Millisecond))
 
 	h.waitStates(t, messages.StateUnhealthy, 1)
-	if got, want := h.statuses(t)[1].Message, "probe panicked: scripted panic"; got != want {
-		t.Errorf("message = %q, want %q", got, want)
+	st := h.statuses(t)[1]
+	if want := "check keeps crashing: probe panicked: scripted panic"; st.Message != want {
+		t.Errorf("message = %q, want %q", st.Message, want)
+	}
+	// The crash that makes it unhealthy has not been restarted yet.
+	if st.Restarts < crashLoopCrashes-1 {
+		t.Errorf("restarts = %d, want at least %d", st.Restarts, crashLoopCrashes-1)
 	}
 }
 

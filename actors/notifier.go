@@ -93,14 +93,15 @@ func NewNotifier(cfg NotifierConfig) *actor.Props {
 	if cfg.Stats == nil {
 		cfg.Stats = &NotifierStats{}
 	}
-	return actor.PropsFromProducer(func() actor.Actor {
-		return &notifier{
-			cfg:   cfg,
-			stats: cfg.Stats,
-			log:   cfg.Logger.With().Str("actor", "notifier").Logger(),
-			index: make(map[uint64]int),
-		}
-	})
+	n := &notifier{
+		cfg:   cfg,
+		stats: cfg.Stats,
+		log:   cfg.Logger.With().Str("actor", "notifier").Logger(),
+		index: make(map[uint64]int),
+	}
+	// NOTE: every incarnation is the same value, so a restart keeps the
+	// batch; Restarting flushes it anyway.
+	return actor.PropsFromProducer(func() actor.Actor { return n })
 }
 
 // Receive handles one message.
@@ -112,6 +113,8 @@ func (n *notifier) Receive(c actor.Context) {
 		for _, cs := range m.Notifications {
 			n.add(c, cs)
 		}
+	case *messages.Crash:
+		panic(m.Reason)
 	case *flushTick:
 		if m.gen == n.timerGen {
 			n.flush(c)

@@ -45,6 +45,9 @@ type ProxyConfig struct {
 	// OnShutdown is then called, and must not block.
 	AllowShutdown bool
 	OnShutdown    func()
+	// EnableFaultInjection lets clients inject faults (inject_fault,
+	// clear_faults); without it they are refused with an error.
+	EnableFaultInjection bool
 	// Stats, if set, is updated as the proxy works.
 	Stats *ProxyStats
 	// Logger receives the proxy's log lines.
@@ -200,6 +203,10 @@ func (p *proxy) Receive(c actor.Context) {
 		p.handleConnected(c, m.conn)
 	case *clientGone:
 		p.remove(m.client)
+	case *messages.InjectFault:
+		p.sufferFault(c, m)
+	case *messages.Crash:
+		panic(m.Reason)
 	case *actor.Started:
 		p.startAccepting(c)
 	case *actor.Stopping:
@@ -269,6 +276,8 @@ func (p *proxy) handleRequest(c actor.Context, r *clientRequest) {
 		p.requestStatus(c, cl, m)
 	case *messages.Shutdown:
 		p.handleShutdown(cl)
+	case *messages.InjectFault, *messages.ClearFaults:
+		p.handleFault(c, cl, m)
 	default:
 		p.reject(cl, &messages.Error{
 			Message: fmt.Sprintf("unexpected message from a client: %T", m),
@@ -288,6 +297,42 @@ func (p *proxy) requestStatus(c actor.Context, cl *client, m *messages.RequestSt
 		}
 		p.send(cl, res)
 	})
+}
+
+// handleFault passes a client's inject_fault or clear_faults on: faults go
+// through the root, which routes them to their target, and clearing goes
+// to the manager. The answer goes back to the client.
+func (p *proxy) handleFault(c actor.Context, cl *client, msg any) {
+	if !p.cfg.EnableFaultInjection {
+		p.reject(cl, &messages.Error{Message: "fault injection is disabled; " +
+			"start the server with -enable_fault_injection"})
+		return
+	}
+	target := p.manager
+	if _, ok := msg.(*messages.InjectFault); ok {
+		target = c.Parent()
+	}
+	f := c.RequestFuture(target, msg, statusTimeout)
+	c.ReenterAfter(f, func(res any, err error) {
+		if p.clients[cl.id] != cl {
+			return
+		}
+		if err != nil {
+			p.reject(cl, &messages.Error{Message: "fault: " + err.Error()})
+			return
+		}
+		p.send(cl, res)
+	})
+}
+
+// sufferFault takes an injected panic aimed at the proxy itself.
+func (p *proxy) sufferFault(c actor.Context, f *messages.InjectFault) {
+	c.Respond(&messages.Ack{
+		Message: fmt.Sprintf("injected %d× %s into proxy", f.Count, f.Fault),
+	})
+	for range min(f.Count, maxSingletonCrashes) {
+		c.Send(c.Self(), &messages.Crash{Reason: "injected fault: panic"})
+	}
 }
 
 func (p *proxy) handleShutdown(cl *client) {

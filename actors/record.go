@@ -2,20 +2,32 @@ package actors
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
 // checkRecord is what outlives a check actor's incarnations: its config,
-// its state machine and its restart count. The manager creates it; the
-// check actor is its only writer; status readers take snapshots.
+// its state machine, its restart count and its injected faults. The
+// manager creates it; the check actor writes it, and so does the manager
+// while the actor is suspended after a crash; status readers take
+// snapshots.
 type checkRecord struct {
 	id uint64
+	// seq numbers the ticks and probes of every incarnation, so that one
+	// never mistakes an earlier incarnation's message for its own.
+	seq atomic.Uint64
 
 	mu       sync.Mutex
 	cfg      messages.Config
 	health   health
 	restarts uint64
+	// crashes counts crashes since the last completed probe.
+	crashes int
+	// faults holds the injected faults not yet suffered, by kind;
+	// flapOK is the result the next flap gives.
+	faults map[messages.Fault]int
+	flapOK bool
 }
 
 func newCheckRecord(cfg messages.Config) *checkRecord {
@@ -57,9 +69,65 @@ func (r *checkRecord) record(res messages.ProbeResult) (
 	st messages.Status, prev messages.State, changed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.crashes = 0
 	prev = r.health.status.State
 	changed = r.health.record(res, r.cfg.Retries)
 	return r.statusLocked(), prev, changed
+}
+
+// crashed counts a crash of the record's actor and returns how many
+// happened since the last completed probe.
+func (r *checkRecord) crashed() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.crashes++
+	return r.crashes
+}
+
+// crashLooping marks the check unhealthy because it keeps crashing; it
+// returns the new status and whether the state changed.
+func (r *checkRecord) crashLooping(reason string) (messages.Status, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prev := r.health.status.State
+	r.health.status.State = messages.StateUnhealthy
+	r.health.status.Message = reason
+	return r.statusLocked(), prev != messages.StateUnhealthy
+}
+
+// addFault queues count faults of one kind.
+func (r *checkRecord) addFault(f messages.Fault, count int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.faults == nil {
+		r.faults = make(map[messages.Fault]int)
+	}
+	r.faults[f] = min(r.faults[f]+count, messages.MaxFaultCount)
+}
+
+// clearFaults drops every fault not yet suffered.
+func (r *checkRecord) clearFaults() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.faults)
+}
+
+// takeFault uses up one queued fault of the given kinds, the first kind
+// first, and returns it, or "" when none is queued. For a flap, ok is
+// the result it gives.
+func (r *checkRecord) takeFault(kinds ...messages.Fault) (f messages.Fault, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range kinds {
+		if r.faults[k] > 0 {
+			r.faults[k]--
+			if k == messages.FaultFlap {
+				ok, r.flapOK = r.flapOK, !r.flapOK
+			}
+			return k, ok
+		}
+	}
+	return "", false
 }
 
 // restarted counts one restart of the record's actor.

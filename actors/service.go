@@ -17,6 +17,13 @@ import (
 // startTimeout bounds how long Start waits for the tree to be up.
 const startTimeout = 10 * time.Second
 
+// An edge's crashes within edgeCrashWindow grow its restart backoff, up
+// to edgeMaxBackoff.
+const (
+	edgeCrashWindow = time.Minute
+	edgeMaxBackoff  = 10 * time.Second
+)
+
 // rootName is the name of the service's top actor; the manager is
 // rootName/manager and its checks rootName/manager/<id>.
 const rootName = "hc"
@@ -60,6 +67,9 @@ type Service struct {
 // Start creates an actor system and spawns the tree: a root actor with the
 // manager and the edges under it.
 func Start(cfg ServiceConfig) (*Service, error) {
+	if cfg.Manager.FaultStats == nil {
+		cfg.Manager.FaultStats = &FaultStats{}
+	}
 	sys := NewSystem(cfg.Logger)
 	s := &Service{
 		sys:     sys,
@@ -159,6 +169,8 @@ func (s *supervisor) Receive(c actor.Context) {
 		}
 	case *actor.Terminated:
 		s.handleTerminated(c, m)
+	case *messages.InjectFault:
+		s.routeFault(c, m)
 	case *actor.Started:
 		s.handleStarted(c)
 	case *actor.Stopped:
@@ -192,6 +204,50 @@ func (s *supervisor) handleStarted(c actor.Context) {
 	default:
 		close(s.svc.started)
 	}
+}
+
+// routeFault forwards an injected fault to the actor it names: the
+// manager for checks, the notifier and itself, or an edge by name. The
+// target answers the original sender.
+func (s *supervisor) routeFault(c actor.Context, f *messages.InjectFault) {
+	switch f.Actor {
+	case "", messages.ActorManager, messages.ActorNotifier:
+		if s.manager != nil {
+			c.Forward(s.manager)
+			return
+		}
+	default:
+		for _, e := range s.edges {
+			if e.Id == c.Self().Id+"/"+f.Actor {
+				c.Forward(e)
+				return
+			}
+		}
+	}
+	c.Respond(&messages.Error{
+		Message: fmt.Sprintf("inject_fault: no %s is running", f.Actor),
+	})
+}
+
+// HandleFailure makes the root its children's supervisor strategy. A
+// crashed manager resumes, keeping its children (a restart would stop
+// every check); a crashed edge restarts, after a backoff that grows with
+// its recent crashes. The reason is logged once, here.
+func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
+	child *actor.PID, rs *actor.RestartStatistics, reason, _ any) {
+	s.cfg.Manager.FaultStats.SingletonRestarts.Add(1)
+	if s.manager != nil && child.Equal(s.manager) {
+		s.log.Error().Str("child", child.Id).Str("reason", fmt.Sprint(reason)).
+			Msg("manager_crashed_resuming")
+		sup.ResumeChildren(child)
+		return
+	}
+	rs.Fail()
+	delay := restartBackoff(rs.NumberOfFailures(edgeCrashWindow),
+		DefaultRestartBackoffMin, edgeMaxBackoff)
+	s.log.Error().Str("child", child.Id).Str("reason", fmt.Sprint(reason)).
+		Dur("restart_in", delay).Msg("edge_crashed_restarting")
+	time.AfterFunc(delay, func() { sup.RestartChildren(child) })
 }
 
 func (s *supervisor) handleDrain(c actor.Context) {

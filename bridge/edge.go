@@ -159,6 +159,10 @@ func (e *edge) Receive(c actor.Context) {
 		e.pending.add(m.Notifications)
 		e.cfg.Stats.Pending.Store(int64(e.pending.len()))
 		e.send()
+	case *messages.InjectFault:
+		e.sufferFault(c, m)
+	case *messages.Crash:
+		panic(m.Reason)
 	case *fetchDue:
 		e.fetch()
 	case *fetched:
@@ -179,6 +183,19 @@ func (e *edge) Receive(c actor.Context) {
 	case *actor.Stopped:
 	default:
 		e.log.Warn().Str("type", fmt.Sprintf("%T", m)).Msg("unexpected_message")
+	}
+}
+
+// maxCrashes bounds the crashes one injection queues.
+const maxCrashes = 100
+
+// sufferFault takes an injected panic aimed at the bridge.
+func (e *edge) sufferFault(c actor.Context, f *messages.InjectFault) {
+	c.Respond(&messages.Ack{
+		Message: fmt.Sprintf("injected %d× %s into bridge", f.Count, f.Fault),
+	})
+	for range min(f.Count, maxCrashes) {
+		c.Send(c.Self(), &messages.Crash{Reason: "injected fault: panic"})
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 )
 
 // The values of the "type" field of a protocol line.
@@ -15,6 +16,9 @@ const (
 	TypeNotificationBatch = "notification_batch"
 	TypeStatusResponse    = "status_response"
 	TypeError             = "error"
+	TypeInjectFault       = "inject_fault"
+	TypeClearFaults       = "clear_faults"
+	TypeAck               = "ack"
 )
 
 // envelope is the union of every line's fields; which ones may be present
@@ -26,11 +30,15 @@ type envelope struct {
 	Statuses      []CheckStatus   `json:"statuses,omitempty"`
 	Message       string          `json:"message,omitempty"`
 	ID            *uint64         `json:"id,omitempty"`
+	Actor         string          `json:"actor,omitempty"`
+	Fault         Fault           `json:"fault,omitempty"`
+	Count         *int            `json:"count,omitempty"`
 }
 
 // EncodeLine encodes one of the protocol's messages as a JSON line ending
 // in "\n". It accepts *UpdateConfigs, *RequestStatus, *Shutdown, *Ready,
-// *NotificationBatch, *StatusResponse and *Error.
+// *NotificationBatch, *StatusResponse, *Error, *InjectFault, *ClearFaults
+// and *Ack.
 func EncodeLine(msg any) ([]byte, error) {
 	if v := reflect.ValueOf(msg); v.Kind() == reflect.Pointer && v.IsNil() {
 		return nil, fmt.Errorf("encode line: nil %T", msg)
@@ -56,6 +64,19 @@ func EncodeLine(msg any) ([]byte, error) {
 		return encodeList(TypeStatusResponse, "statuses", m.Statuses)
 	case *Error:
 		env = envelope{Type: TypeError, Message: m.Message, ID: m.ID}
+	case *InjectFault:
+		env = envelope{Type: TypeInjectFault, Actor: m.Actor, Fault: m.Fault,
+			Count: &m.Count}
+		if m.Actor == "" {
+			env.ID = &m.ID
+		}
+	case *ClearFaults:
+		env.Type = TypeClearFaults
+		if !m.All {
+			env.ID = &m.ID
+		}
+	case *Ack:
+		env = envelope{Type: TypeAck, Message: m.Message}
 	default:
 		return nil, fmt.Errorf("encode line: %w: %T", ErrUnknownType, msg)
 	}
@@ -129,6 +150,15 @@ func DecodeLine(line []byte) (any, error) {
 		return &StatusResponse{Statuses: env.Statuses}, nil
 	case TypeError:
 		return &Error{Message: env.Message, ID: env.ID}, nil
+	case TypeInjectFault:
+		return decodeInjectFault(&env)
+	case TypeClearFaults:
+		if env.ID == nil {
+			return &ClearFaults{All: true}, nil
+		}
+		return &ClearFaults{ID: *env.ID}, nil
+	case TypeAck:
+		return &Ack{Message: env.Message}, nil
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownType, env.Type)
 }
@@ -136,23 +166,43 @@ func DecodeLine(line []byte) (any, error) {
 // checkFields rejects fields that do not belong to the line's type.
 func (e *envelope) checkFields() error {
 	present := []struct {
-		name string
-		set  bool
-		typ  string
+		name  string
+		set   bool
+		types []string
 	}{
-		{"configs", e.Configs != nil, TypeUpdateConfigs},
-		{"notifications", e.Notifications != nil, TypeNotificationBatch},
-		{"statuses", e.Statuses != nil, TypeStatusResponse},
-		{"message", e.Message != "", TypeError},
-		{"id", e.ID != nil, TypeError},
+		{"configs", e.Configs != nil, []string{TypeUpdateConfigs}},
+		{"notifications", e.Notifications != nil, []string{TypeNotificationBatch}},
+		{"statuses", e.Statuses != nil, []string{TypeStatusResponse}},
+		{"message", e.Message != "", []string{TypeError, TypeAck}},
+		{"id", e.ID != nil, []string{TypeError, TypeInjectFault, TypeClearFaults}},
+		{"actor", e.Actor != "", []string{TypeInjectFault}},
+		{"fault", e.Fault != "", []string{TypeInjectFault}},
+		{"count", e.Count != nil, []string{TypeInjectFault}},
 	}
 	for _, f := range present {
-		if f.set && e.Type != f.typ {
+		if f.set && !slices.Contains(f.types, e.Type) {
 			return fmt.Errorf("malformed line: field %s does not belong to type %q",
 				f.name, e.Type)
 		}
 	}
 	return nil
+}
+
+func decodeInjectFault(env *envelope) (*InjectFault, error) {
+	f := &InjectFault{Actor: env.Actor, Fault: env.Fault, Count: 1}
+	if env.Count != nil {
+		f.Count = *env.Count
+	}
+	switch {
+	case env.ID != nil:
+		f.ID = *env.ID
+	case env.Actor == "":
+		return nil, fmt.Errorf("%s: id or actor: missing", TypeInjectFault)
+	}
+	if err := f.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", TypeInjectFault, err)
+	}
+	return f, nil
 }
 
 func decodeUpdate(raw json.RawMessage) (*UpdateConfigs, error) {
