@@ -22,6 +22,7 @@ const operatorTimeout = 5 * time.Second
 type OperatorStats struct {
 	Notifier *NotifierStats
 	Proxy    *ProxyStats
+	Faults   *FaultStats
 }
 
 // OperatorHandler serves the operators' HTTP endpoints for a running
@@ -110,10 +111,12 @@ type statsCollector struct {
 	svc   *Service
 	stats OperatorStats
 
-	checks *prometheus.Desc
-	notes  *prometheus.Desc
-	proxy  *prometheus.Desc
-	client *prometheus.Desc
+	checks   *prometheus.Desc
+	notes    *prometheus.Desc
+	proxy    *prometheus.Desc
+	client   *prometheus.Desc
+	restarts *prometheus.Desc
+	injected *prometheus.Desc
 }
 
 func newStatsCollector(svc *Service, stats OperatorStats) *statsCollector {
@@ -130,6 +133,11 @@ func newStatsCollector(svc *Service, stats OperatorStats) *statsCollector {
 			[]string{"reason"}, nil),
 		client: prometheus.NewDesc("hc_proxy_clients",
 			"Socket clients connected.", nil, nil),
+		restarts: prometheus.NewDesc("hc_actor_restarts_total",
+			"Actor restarts after crashes, by kind of actor.",
+			[]string{"kind"}, nil),
+		injected: prometheus.NewDesc("hc_faults_injected_total",
+			"Faults injected, by kind.", []string{"fault"}, nil),
 	}
 }
 
@@ -138,6 +146,8 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.notes
 	ch <- c.proxy
 	ch <- c.client
+	ch <- c.restarts
+	ch <- c.injected
 }
 
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
@@ -161,6 +171,16 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		} {
 			ch <- prometheus.MustNewConstMetric(c.notes, prometheus.CounterValue,
 				float64(v), outcome)
+		}
+	}
+	if f := c.stats.Faults; f != nil {
+		ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue,
+			float64(f.CheckRestarts.Load()), "check")
+		ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue,
+			float64(f.SingletonRestarts.Load()), "singleton")
+		for _, kind := range messages.Faults {
+			ch <- prometheus.MustNewConstMetric(c.injected, prometheus.CounterValue,
+				float64(f.Injected(kind)), string(kind))
 		}
 	}
 	if p := c.stats.Proxy; p != nil {

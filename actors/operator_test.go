@@ -32,7 +32,7 @@ func TestOperatorHandler(t *testing.T) {
 		}
 	}()
 	srv := httptest.NewServer(svc.OperatorHandler(OperatorStats{
-		Notifier: mcfg.NotifierStats, Proxy: &ProxyStats{},
+		Notifier: mcfg.NotifierStats, Proxy: &ProxyStats{}, Faults: &FaultStats{},
 	}))
 	defer srv.Close()
 
@@ -67,6 +67,8 @@ func TestOperatorHandler(t *testing.T) {
 		`hc_checks{state="unhealthy"} 1`,
 		`hc_notifications_total{outcome="queued"}`,
 		`hc_proxy_clients 0`,
+		`hc_actor_restarts_total{kind="check"} 0`,
+		`hc_faults_injected_total{fault="panic"} 0`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)

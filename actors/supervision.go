@@ -126,7 +126,7 @@ func (m *manager) handleInjectFault(c actor.Context, f *messages.InjectFault) {
 		return
 	}
 	m.cfg.FaultStats.countInjected(f.Fault, f.Count)
-	m.log.Warn().Uint64("id", f.ID).Str("actor", f.Actor).
+	m.log.Warn().Uint64("id", f.ID).Str("target_actor", f.Actor).
 		Str("fault", string(f.Fault)).Int("count", f.Count).Msg("fault_injected")
 	c.Respond(&messages.Ack{Message: describeFault(f)})
 	for range min(f.Count, maxSingletonCrashes) {

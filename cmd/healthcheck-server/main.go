@@ -4,6 +4,9 @@
 //
 // Exit status: 0 after a clean stop, 1 when the server cannot start or
 // stop cleanly, 2 for bad flags.
+//
+// The subcommands inject and clear inject faults into a running server
+// started with -enable_fault_injection; see runFault.
 package main
 
 import (
@@ -45,6 +48,7 @@ type config struct {
 	proxySocket    string
 	socketMode     string
 	allowShutdown  bool
+	enableFaults   bool
 	metricsAddr    string
 	logLevel       string
 	logFormat      string
@@ -97,6 +101,8 @@ func (c *config) register(fs *flag.FlagSet) {
 		"permission bits of the proxy socket, in octal")
 	fs.BoolVar(&c.allowShutdown, "allow_shutdown", c.allowShutdown,
 		"let socket clients stop the server with a shutdown message")
+	fs.BoolVar(&c.enableFaults, "enable_fault_injection", c.enableFaults,
+		"let socket clients inject faults (see the inject and clear subcommands)")
 	fs.StringVar(&c.metricsAddr, "metrics_addr", c.metricsAddr,
 		"HTTP listener for operators; empty disables it")
 	fs.StringVar(&c.logLevel, "log_level", c.logLevel,
@@ -105,6 +111,9 @@ func (c *config) register(fs *flag.FlagSet) {
 }
 
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "inject" || os.Args[1] == "clear") {
+		os.Exit(runFault(os.Args[1], os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
@@ -138,6 +147,7 @@ func serve(cfg config, logger zerolog.Logger) error {
 	stats := actors.OperatorStats{
 		Notifier: &actors.NotifierStats{},
 		Proxy:    &actors.ProxyStats{},
+		Faults:   &actors.FaultStats{},
 	}
 	var fatal atomic.Pointer[error]
 	edges, err := buildEdges(cfg, logger, stats.Proxy, stop, func(err error) {
@@ -153,7 +163,7 @@ func serve(cfg config, logger zerolog.Logger) error {
 		return err
 	}
 	svc, err := actors.Start(actors.ServiceConfig{
-		Manager: managerConfig(cfg, logger, stats.Notifier),
+		Manager: managerConfig(cfg, logger, stats),
 		Edges:   edges,
 		Logger:  logger,
 	})
@@ -209,13 +219,14 @@ func buildEdges(cfg config, logger zerolog.Logger, stats *actors.ProxyStats,
 }
 
 func managerConfig(cfg config, logger zerolog.Logger,
-	stats *actors.NotifierStats) actors.ManagerConfig {
+	stats actors.OperatorStats) actors.ManagerConfig {
 	mcfg := actors.DefaultManagerConfig()
 	mcfg.NotifyInterval = cfg.notifyInterval
 	mcfg.BatchSize = cfg.batchSize
 	mcfg.BatchDelay = cfg.batchDelay
 	mcfg.DryRun = cfg.dryRun
-	mcfg.NotifierStats = stats
+	mcfg.NotifierStats = stats.Notifier
+	mcfg.FaultStats = stats.Faults
 	mcfg.Logger = logger
 	return mcfg
 }
@@ -280,12 +291,13 @@ func listenProxy(cfg config, logger zerolog.Logger, stats *actors.ProxyStats,
 		return actors.Edge{}, fmt.Errorf("-socket_mode: invalid mode %q", cfg.socketMode)
 	}
 	return actors.ListenProxy(actors.ProxyConfig{
-		Path:          cfg.proxySocket,
-		Mode:          os.FileMode(mode),
-		ClientQueue:   cfg.channelSize,
-		AllowShutdown: cfg.allowShutdown,
-		OnShutdown:    stop,
-		Stats:         stats,
-		Logger:        logger,
+		Path:                 cfg.proxySocket,
+		Mode:                 os.FileMode(mode),
+		ClientQueue:          cfg.channelSize,
+		AllowShutdown:        cfg.allowShutdown,
+		EnableFaultInjection: cfg.enableFaults,
+		OnShutdown:           stop,
+		Stats:                stats,
+		Logger:               logger,
 	})
 }
