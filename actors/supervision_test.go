@@ -1,7 +1,10 @@
 package actors
 
 import (
+	"context"
+	"slices"
 	"strconv"
+	"sync"
 	"strings"
 	"testing"
 	"time"
@@ -207,5 +210,133 @@ func TestInjectFaultUnknownCheck(t *testing.T) {
 	e, ok := res.(*messages.Error)
 	if err != nil || !ok || !strings.Contains(e.Message, "no check with id 42") {
 		t.Errorf("answer = %#v, %v; want an error naming check 42", res, err)
+	}
+}
+
+// startRecorder records when each check's probes start.
+type startRecorder struct {
+	mu     sync.Mutex
+	starts map[uint64][]time.Time
+}
+
+func (r *startRecorder) newProber(cfg *messages.Config) (Prober, error) {
+	id := cfg.ID
+	return proberFunc(func(context.Context) messages.ProbeResult {
+		r.mu.Lock()
+		r.starts[id] = append(r.starts[id], time.Now())
+		r.mu.Unlock()
+		return messages.ProbeResult{Success: true, Message: "ok"}
+	}), nil
+}
+
+// jitter returns how far each gap between two probe starts of the checks
+// (other than skip) within [from, to) strayed from interval.
+func (r *startRecorder) jitter(skip uint64, from, to time.Time,
+	interval time.Duration) []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []time.Duration
+	for id, starts := range r.starts {
+		if id == skip {
+			continue
+		}
+		for i := 1; i < len(starts); i++ {
+			if starts[i-1].Before(from) || !starts[i].Before(to) {
+				continue
+			}
+			d := starts[i].Sub(starts[i-1]) - interval
+			out = append(out, max(d, -d))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+type proberFunc func(context.Context) messages.ProbeResult
+
+func (f proberFunc) Probe(ctx context.Context) messages.ProbeResult { return f(ctx) }
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[int(float64(len(sorted)-1)*p)]
+}
+
+// TestCrashingCheckLeavesOthersOnSchedule crashes one check of 1,000 fifty
+// times in a row. The bound on the others' jitter: its 99th percentile
+// grows by at most jitterSlack while the check crashes.
+func TestCrashingCheckLeavesOthersOnSchedule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs 1,000 checks for seconds")
+	}
+	const (
+		n           = 1000
+		interval    = 250 * time.Millisecond
+		crasher     = uint64(1)
+		jitterSlack = 25 * time.Millisecond
+	)
+	rec := &startRecorder{starts: make(map[uint64][]time.Time)}
+	stats := &FaultStats{}
+	h := newManagerHarness(t, func(c *ManagerConfig) {
+		fastRestarts(c)
+		c.NewProber = rec.newProber
+		c.FaultStats = stats
+		c.NotifyInterval = time.Hour
+		c.BatchSize = 1000
+	})
+	// The crasher probes often, so its fifty crashes come quickly.
+	all := configs(idRange(1, n), interval)
+	all[crasher-1].Interval = 10 * time.Millisecond
+	h.update(all...)
+	h.waitStates(t, messages.StateHealthy, idRange(1, n)...)
+	drainSink(h.sink)
+
+	before := time.Now()
+	time.Sleep(4 * interval) // NOTE: a measuring window, not a wait for a condition.
+	during := time.Now()
+	h.inject(t, crasher, messages.FaultPanic, 50)
+	waitFor(t, "50 crashes", func() bool { return stats.CheckRestarts.Load() >= 50 })
+	after := time.Now()
+
+	jb := rec.jitter(crasher, before, during, interval)
+	jd := rec.jitter(crasher, during, after, interval)
+	t.Logf("jitter of %d gaps before: p50 %v p99 %v max %v", len(jb),
+		percentile(jb, .5), percentile(jb, .99), percentile(jb, 1))
+	t.Logf("jitter of %d gaps during 50 crashes (%v): p50 %v p99 %v max %v",
+		len(jd), after.Sub(during), percentile(jd, .5), percentile(jd, .99),
+		percentile(jd, 1))
+	if len(jd) < n {
+		t.Fatalf("only %d gaps measured during the crashes", len(jd))
+	}
+	if got, limit := percentile(jd, .99), percentile(jb, .99)+jitterSlack; got > limit {
+		t.Errorf("p99 jitter during crashes = %v, want at most %v", got, limit)
+	}
+	for _, b := range drainSink(h.sink) {
+		for _, note := range b.Notifications {
+			if note.ID != crasher {
+				t.Errorf("spurious notification for check %d: %+v", note.ID, note)
+			}
+		}
+	}
+
+	h.waitStates(t, messages.StateUnhealthy, crasher)
+	if got := h.statuses(t)[crasher].Message; !strings.Contains(got, "injected fault: panic") {
+		t.Errorf("crashing check's message = %q, want the panic", got)
+	}
+	h.ask(t, h.pid, &messages.ClearFaults{ID: crasher})
+	h.waitStates(t, messages.StateHealthy, crasher)
+}
+
+// drainSink returns the batches the sink holds now.
+func drainSink(s *sink) []*messages.NotificationBatch {
+	var out []*messages.NotificationBatch
+	for {
+		select {
+		case b := <-s.batches:
+			out = append(out, b)
+		default:
+			return out
+		}
 	}
 }
