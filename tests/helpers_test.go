@@ -83,6 +83,10 @@ type serverOptions struct {
 	MaxLineBytes  int
 	AllowShutdown bool
 	OnShutdown    func()
+	// EnableFaultInjection lets clients inject faults.
+	EnableFaultInjection bool
+	// Tune, if set, adjusts the manager's config last.
+	Tune func(*actors.ManagerConfig)
 	// Edges are started beside the proxy.
 	Edges []actors.Edge
 }
@@ -119,12 +123,13 @@ func startServer(t testing.TB, opts serverOptions) *server {
 		stats: &actors.ProxyStats{},
 	}
 	edge, err := actors.ListenProxy(actors.ProxyConfig{
-		Path:          s.path,
-		MaxLineBytes:  opts.MaxLineBytes,
-		AllowShutdown: opts.AllowShutdown,
-		OnShutdown:    opts.OnShutdown,
-		Stats:         s.stats,
-		Logger:        logger,
+		Path:                 s.path,
+		MaxLineBytes:         opts.MaxLineBytes,
+		AllowShutdown:        opts.AllowShutdown,
+		OnShutdown:           opts.OnShutdown,
+		EnableFaultInjection: opts.EnableFaultInjection,
+		Stats:                s.stats,
+		Logger:               logger,
 	})
 	if err != nil {
 		t.Fatalf("ListenProxy: %v", err)
@@ -137,6 +142,9 @@ func startServer(t testing.TB, opts serverOptions) *server {
 		mcfg.BatchSize = opts.BatchSize
 	}
 	mcfg.Logger = logger
+	if opts.Tune != nil {
+		opts.Tune(&mcfg)
+	}
 	s.svc, err = actors.Start(actors.ServiceConfig{
 		Manager: mcfg,
 		Edges:   append([]actors.Edge{edge}, opts.Edges...),
