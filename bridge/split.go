@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -10,9 +11,14 @@ import (
 // of its own: a link to the server's socket and the Engine edge feeding
 // it.
 type Split struct {
-	sys  *actor.ActorSystem
-	link *actor.PID
-	edge *actor.PID
+	sys     *actor.ActorSystem
+	link    *actor.PID
+	edge    *actor.PID
+	watcher *actor.PID
+	// died is closed when the link or the edge terminated for good;
+	// stopping is set by Stop, so that its own stops do not count.
+	died     chan struct{}
+	stopping atomic.Bool
 }
 
 // Names of the split deployment's actors.
@@ -34,13 +40,38 @@ func StartSplit(sys *actor.ActorSystem, link LinkConfig, edge EdgeConfig) (*Spli
 		sys.Root.Stop(linkPID)
 		return nil, fmt.Errorf("start split bridge: %w", err)
 	}
-	return &Split{sys: sys, link: linkPID, edge: edgePID}, nil
+	sp := &Split{sys: sys, link: linkPID, edge: edgePID, died: make(chan struct{})}
+	sp.watcher = sys.Root.Spawn(actor.PropsFromFunc(sp.watch))
+	return sp, nil
+}
+
+// Died is closed when the link or the edge terminated by itself, as when
+// its supervisor gave up on it: the split bridge no longer works.
+func (s *Split) Died() <-chan struct{} { return s.died }
+
+// watch closes died when a watched actor terminates outside Stop.
+func (s *Split) watch(c actor.Context) {
+	switch c.Message().(type) {
+	case *actor.Started:
+		c.Watch(s.link)
+		c.Watch(s.edge)
+	case *actor.Terminated:
+		if !s.stopping.Load() {
+			select {
+			case <-s.died:
+			default:
+				close(s.died)
+			}
+		}
+	}
 }
 
 // Stop stops the edge first, so that it flushes what it holds to the
 // Engine, then the link. Each step is bounded by the library's 10s stop
 // timeout.
 func (s *Split) Stop() error {
+	s.stopping.Store(true)
+	s.sys.Root.Stop(s.watcher)
 	if err := s.sys.Root.PoisonFuture(s.edge).Wait(); err != nil {
 		return fmt.Errorf("stop bridge: %w", err)
 	}

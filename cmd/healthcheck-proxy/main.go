@@ -4,11 +4,12 @@
 // notifications back to the Engine.
 //
 // Exit status: 0 after a clean stop, 1 when -exit_on_max_failures ended
-// it, 2 for bad flags.
+// it or its actors stopped for good, 2 for bad flags.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -119,7 +120,12 @@ func serve(cfg config, logger zerolog.Logger) error {
 	logger.Info().Str("engine", cfg.engineSocket).
 		Str("server", cfg.serverSocket).Msg("proxy_started")
 
-	<-ctx.Done()
+	var died error
+	select {
+	case <-ctx.Done():
+	case <-split.Died():
+		died = errors.New("the bridge or the link stopped for good")
+	}
 	logger.Info().Msg("proxy_stopping")
 	if err := split.Stop(); err != nil {
 		logger.Warn().Err(err).Msg("proxy_stop_incomplete")
@@ -128,5 +134,5 @@ func serve(cfg config, logger zerolog.Logger) error {
 	if err := fatal.Load(); err != nil {
 		return *err
 	}
-	return nil
+	return died
 }
