@@ -19,9 +19,9 @@ import (
 // still can. The two names are the function inlined into NewDeadLetter and
 // not inlined.
 var ignoreThrottle = []goleak.Option{
-	goleak.IgnoreTopFunction(
+	goleak.IgnoreAnyFunction(
 		"github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
-	goleak.IgnoreTopFunction(
+	goleak.IgnoreAnyFunction(
 		"github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"),
 }
 

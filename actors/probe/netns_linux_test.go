@@ -1,0 +1,644 @@
+//go:build linux
+
+package probe
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+
+	"github.com/lbhealth/hcsupervisor/messages"
+)
+
+// family is an address family of the namespaces the tests build, with
+// its addresses. They are documentation prefixes (RFC 5737 and RFC 3849)
+// and exist only inside those namespaces: the prober's namespace has a
+// veth pair to the backend's namespace and nothing else, so no packet of
+// these tests can leave them.
+type family struct {
+	name string // "ipv4" or "ipv6"
+	flag string // the ip command's flag for the family
+	// lb is the prober's end of the veth pair, backend the backend's.
+	lb, backend netip.Addr
+	bits        int // the prefix length of the veth pair's addresses
+	// vip is on the backend's loopback, as a DSR backend holds its VIP.
+	// The prober's namespace routes it only for packets marked
+	// steerMark.
+	vip netip.Addr
+}
+
+// v4 and v6 are the families of the test network.
+var (
+	v4 = family{
+		name:    "ipv4",
+		flag:    "-4",
+		lb:      netip.MustParseAddr("198.51.100.1"),
+		backend: netip.MustParseAddr("198.51.100.2"),
+		bits:    30,
+		vip:     netip.MustParseAddr("203.0.113.10"),
+	}
+	v6 = family{
+		name:    "ipv6",
+		flag:    "-6",
+		lb:      netip.MustParseAddr("2001:db8:100::1"),
+		backend: netip.MustParseAddr("2001:db8:100::2"),
+		bits:    64,
+		vip:     netip.MustParseAddr("2001:db8:203::10"),
+	}
+)
+
+// prefix returns a as an address with the family's veth prefix length.
+func (f family) prefix(a netip.Addr) string {
+	return netip.PrefixFrom(a, f.bits).String()
+}
+
+// host returns a as a host route's prefix.
+func host(a netip.Addr) string {
+	return netip.PrefixFrom(a, a.BitLen()).String()
+}
+
+const (
+	// steerMark is the socket mark the policy route steers: the first
+	// mark of Seesaw's DSR pool, 1<<16.
+	steerMark = 0x10000
+	// steerTable is the routing table of marked packets.
+	steerTable = "100"
+	// ipTimeout bounds one run of the ip command.
+	ipTimeout = 10 * time.Second
+	// helperTimeout bounds the helper process that probes from inside a
+	// namespace, start-up included.
+	helperTimeout = 30 * time.Second
+)
+
+// requireNetns skips the test, saying why, unless the process may build
+// network namespaces: it must run as root and find the ip command.
+func requireNetns(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("creating network namespaces needs root " +
+			"(CAP_SYS_ADMIN and CAP_NET_ADMIN); CI runs as root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skipf("the ip command (Debian package iproute2) is missing: %v", err)
+	}
+}
+
+// netns is a network namespace that a test created with `ip netns add`;
+// the test's cleanup deletes it.
+type netns struct {
+	name string
+}
+
+// newNetns creates the namespace name with its loopback up, or skips the
+// test if this environment cannot (a container without CAP_SYS_ADMIN, for
+// one).
+func newNetns(t *testing.T, name string) *netns {
+	t.Helper()
+	out, err := runIP("netns", "add", name)
+	if err != nil {
+		t.Skipf("cannot create network namespace %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() {
+		// Deleting a namespace deletes its ends of the veth pairs.
+		if out, err := runIP("netns", "del", name); err != nil {
+			t.Errorf("deleting network namespace %s: %v: %s", name, err, out)
+		}
+	})
+	n := &netns{name: name}
+	n.ip(t, "link", "set", "lo", "up")
+	return n
+}
+
+// runIP runs the ip command with args and returns its combined output.
+func runIP(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), ipTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// run runs `ip -n <namespace> args...`.
+func (n *netns) run(args ...string) error {
+	out, err := runIP(append([]string{"-n", n.name}, args...)...)
+	if err != nil {
+		return fmt.Errorf("ip -n %s %s: %v: %s",
+			n.name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// ip runs `ip -n <namespace> args...`. A failure that says the kernel or
+// the environment lacks a feature (veth, policy routing) skips the test;
+// any other fails it.
+func (n *netns) ip(t *testing.T, args ...string) {
+	t.Helper()
+	err := n.run(args...)
+	if err == nil {
+		return
+	}
+	for _, lacking := range []string{
+		"Operation not permitted", "Permission denied",
+		"not supported", "Unknown device type",
+	} {
+		if strings.Contains(err.Error(), lacking) {
+			t.Skip("this environment cannot build the test network: ", err)
+		}
+	}
+	t.Fatal(err)
+}
+
+// do runs fn on an OS thread inside the namespace and returns its error.
+// The thread never leaves the namespace and never runs another goroutine:
+// it stays locked and ends with fn's goroutine. Sockets that fn opens
+// belong to the namespace for their whole life, whichever thread later
+// uses them; goroutines that fn starts run outside it, so fn must open
+// its sockets itself.
+func (n *netns) do(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: the runtime ends a thread whose goroutine
+		// exits locked, so the namespace goes with it.
+		runtime.LockOSThread()
+		f, err := os.Open("/run/netns/" + n.name)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("entering network namespace %s: %w", n.name, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// sysctl sets the network sysctl key (e.g. "net.ipv4.ping_group_range")
+// inside the namespace: /proc/sys/net shows the namespace of the thread
+// that opens it.
+func (n *netns) sysctl(t *testing.T, key, value string) {
+	t.Helper()
+	path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+	err := n.do(func() error {
+		return os.WriteFile(path, []byte(value), 0)
+	})
+	if err != nil {
+		t.Fatalf("setting %s=%s in %s: %v", key, value, n.name, err)
+	}
+}
+
+// nsPair is two namespaces that a test created, joined by a veth pair:
+// lb, where the probes run (the load balancer), and backend. Neither has
+// any other link, so traffic between them is all the traffic there is.
+type nsPair struct {
+	lb, backend    *netns
+	lbLink, beLink string // the two ends of the veth pair
+	// noV6 says why the pair has no IPv6 addresses, if it has none.
+	noV6 error
+}
+
+// newNSPair builds the two namespaces, hc-test-<random> and
+// hc-test-<random>-be, and the veth pair between them, with the addresses
+// of v4 and, if the kernel has IPv6, of v6.
+func newNSPair(t *testing.T) *nsPair {
+	t.Helper()
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	p := &nsPair{
+		lb:      newNetns(t, "hc-test-"+id),
+		backend: newNetns(t, "hc-test-"+id+"-be"),
+		lbLink:  "hc" + id + "lb",
+		beLink:  "hc" + id + "be",
+	}
+
+	// Links created from now on use their addresses at once, the
+	// link-local ones too: neighbour discovery waits for those.
+	p.noV6 = p.noDAD()
+
+	// Created inside the lb namespace with its peer in the backend's,
+	// so no end of it ever exists in the test's own namespace.
+	p.lb.ip(t, "link", "add", p.lbLink, "type", "veth",
+		"peer", "name", p.beLink, "netns", p.backend.name)
+	p.lb.ip(t, "addr", "add", v4.prefix(v4.lb), "dev", p.lbLink)
+	p.backend.ip(t, "addr", "add", v4.prefix(v4.backend), "dev", p.beLink)
+	if p.noV6 == nil {
+		p.noV6 = p.addV6()
+	}
+	p.lb.ip(t, "link", "set", p.lbLink, "up")
+	p.backend.ip(t, "link", "set", p.beLink, "up")
+
+	// A reply from the VIP comes back on a link whose reverse route
+	// exists only for marked packets: reverse-path filtering would drop
+	// it, as it would on a DSR load balancer. (IPv6 has none.)
+	p.lb.sysctl(t, "net.ipv4.conf.all.rp_filter", "0")
+	p.lb.sysctl(t, "net.ipv4.conf."+p.lbLink+".rp_filter", "0")
+	return p
+}
+
+// noDAD turns off IPv6 duplicate address detection for the links that
+// are yet to be made in both namespaces, or says why it cannot (a kernel
+// without IPv6, for one).
+func (p *nsPair) noDAD() error {
+	const key = "/proc/sys/net/ipv6/conf/default/accept_dad"
+	for _, ns := range []*netns{p.lb, p.backend} {
+		err := ns.do(func() error { return os.WriteFile(key, []byte("0"), 0) })
+		if err != nil {
+			return fmt.Errorf("in %s: %w", ns.name, err)
+		}
+	}
+	return nil
+}
+
+// addV6 gives the veth pair the addresses of v6, usable at once (no
+// duplicate address detection).
+func (p *nsPair) addV6() error {
+	if err := p.lb.run("addr", "add", v6.prefix(v6.lb),
+		"dev", p.lbLink, "nodad"); err != nil {
+		return err
+	}
+	return p.backend.run("addr", "add", v6.prefix(v6.backend),
+		"dev", p.beLink, "nodad")
+}
+
+// requireFamily skips the test if the pair lacks the family f.
+func (p *nsPair) requireFamily(t *testing.T, f family) {
+	t.Helper()
+	if f == v6 && p.noV6 != nil {
+		t.Skip("no IPv6 in the test namespaces: ", p.noV6)
+	}
+}
+
+// steer holds f's VIP on the backend's loopback and routes the lb's
+// packets to the VIP through the veth pair when, and only when, they carry
+// steerMark: the policy route stands in for the IPVS firewall-mark
+// service that Seesaw's Engine sets up.
+func (p *nsPair) steer(t *testing.T, f family) {
+	t.Helper()
+	p.backend.ip(t, "addr", "add", host(f.vip), "dev", "lo")
+	p.lb.ip(t, f.flag, "rule", "add", "fwmark", fmt.Sprintf("%#x", steerMark),
+		"table", steerTable, "pref", "100")
+	p.lb.ip(t, f.flag, "route", "add", host(f.vip), "via", f.backend.String(),
+		"dev", p.lbLink, "table", steerTable)
+}
+
+// vipBackends are the servers a test runs on the VIP inside the backend
+// namespace, with the requests each has answered.
+type vipBackends struct {
+	tcp, http, udp, dns     netip.AddrPort
+	tcpN, httpN, udpN, dnsN atomic.Int32
+}
+
+// startVIPBackends opens a TCP, an HTTP, a UDP and a DNS server on vip
+// inside ns. Each counts what it answers; cleanup stops them.
+func startVIPBackends(
+	t *testing.T, ns *netns, vip netip.Addr,
+) *vipBackends {
+	t.Helper()
+	var ln, httpLn net.Listener
+	var udpPC, dnsPC net.PacketConn
+	err := ns.do(func() error {
+		var err error
+		listen := func(network string) (net.Listener, error) {
+			return net.Listen(network, netip.AddrPortFrom(vip, 0).String())
+		}
+		listenPacket := func(network string) (net.PacketConn, error) {
+			return net.ListenPacket(network, netip.AddrPortFrom(vip, 0).String())
+		}
+		if ln, err = listen("tcp"); err != nil {
+			return err
+		}
+		if httpLn, err = listen("tcp"); err != nil {
+			return err
+		}
+		if udpPC, err = listenPacket("udp"); err != nil {
+			return err
+		}
+		dnsPC, err = listenPacket("udp")
+		return err
+	})
+	for _, c := range []io.Closer{ln, httpLn, udpPC, dnsPC} {
+		if c != nil && err != nil {
+			c.Close()
+		}
+	}
+	if err != nil {
+		t.Fatalf("listening on the VIP in %s: %v", ns.name, err)
+	}
+
+	b := &vipBackends{}
+	b.tcp = serveTCP(t, ln, func(c net.Conn) {
+		b.tcpN.Add(1)
+		pong(c)
+	}).addr
+
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(
+		func(w http.ResponseWriter, _ *http.Request) {
+			b.httpN.Add(1)
+			_, _ = io.WriteString(w, "hello world")
+		}))
+	srv.Listener.Close()
+	srv.Listener = httpLn
+	srv.Start()
+	t.Cleanup(srv.Close)
+	b.http = addrPort(t, httpLn.Addr())
+
+	b.udp = serveUDPConn(t, udpPC, func(d []byte) []byte {
+		b.udpN.Add(1)
+		return udpPong(d)
+	})
+
+	zone := newTestZone()
+	startDNSServer(t, &dns.Server{
+		PacketConn: dnsPC,
+		Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+			b.dnsN.Add(1)
+			zone.ServeDNS(w, r)
+		}),
+	})
+	b.dns = addrPort(t, dnsPC.LocalAddr())
+	return b
+}
+
+// serveUDPConn answers each datagram on pc as serveUDP does. Cleanup
+// closes pc and waits for the server's goroutine.
+func serveUDPConn(
+	t *testing.T, pc net.PacketConn, answer func([]byte) []byte,
+) netip.AddrPort {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, maxDatagram)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if out := answer(buf[:n]); out != nil {
+				_, _ = pc.WriteTo(out, from)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		pc.Close()
+		<-done
+	})
+	return addrPort(t, pc.LocalAddr())
+}
+
+// TestMarkSteersProbe runs the tcp, http, udp and dns probers, over IPv4
+// and IPv6, from a namespace whose only route to the VIP is a policy
+// route for packets marked steerMark, to backends on the VIP in another
+// namespace. Marked probes in DSR and TUN modes must reach the backends
+// and succeed; unmarked and wrongly marked probes must find no route. So
+// the mark, set by the prober on its socket, is what steers each probe,
+// as IPVS steers Seesaw's DSR and TUN health checks.
+func TestMarkSteersProbe(t *testing.T) {
+	requireNetns(t)
+	checkNoLeaks(t)
+	pair := newNSPair(t)
+
+	steerings := []struct {
+		name      string
+		mode      messages.Mode
+		mark      int
+		wantReach bool
+	}{
+		{"dsr marked", messages.ModeDSR, steerMark, true},
+		{"tun marked", messages.ModeTUN, steerMark, true},
+		{"unmarked", messages.ModePlain, 0, false},
+		{"dsr wrong mark", messages.ModeDSR, steerMark + 1, false},
+	}
+	type checker struct {
+		checker messages.CheckerType
+		target  netip.AddrPort
+		edit    func(*messages.Config)
+		served  *atomic.Int32
+	}
+	checkers := func(b *vipBackends) []checker {
+		return []checker{
+			{messages.CheckerTCP, b.tcp, func(c *messages.Config) {
+				c.Send, c.Receive = "PING\r\n", "+PONG"
+			}, &b.tcpN},
+			{messages.CheckerHTTP, b.http, func(c *messages.Config) {
+				c.Path, c.Response = "/healthz", "hello"
+			}, &b.httpN},
+			{messages.CheckerUDP, b.udp, func(c *messages.Config) {
+				c.Send, c.Receive = "ping", "pong"
+			}, &b.udpN},
+			{messages.CheckerDNS, b.dns, func(c *messages.Config) {
+				c.Query = "a.example.test"
+				c.ExpectedIPs = []netip.Addr{netip.MustParseAddr("192.0.2.2")}
+			}, &b.dnsN},
+		}
+	}
+
+	// Every probe of both families runs in one helper process.
+	type probeCase struct {
+		fam       family
+		name      string
+		wantReach bool
+	}
+	var cfgs []messages.Config
+	var cases []probeCase
+	served := map[family][]checker{}
+	for _, f := range []family{v4, v6} {
+		if f == v6 && pair.noV6 != nil {
+			continue
+		}
+		pair.steer(t, f)
+		served[f] = checkers(startVIPBackends(t, pair.backend, f.vip))
+		for _, ck := range served[f] {
+			for _, s := range steerings {
+				cfg := testConfig(t, ck.checker, ck.target, func(c *messages.Config) {
+					ck.edit(c)
+					c.ID = uint64(len(cfgs) + 1)
+					c.Mode, c.Mark = s.mode, s.mark
+					if s.mode != messages.ModePlain {
+						c.Backend = f.backend
+					}
+				})
+				cfgs = append(cfgs, cfg)
+				cases = append(cases, probeCase{
+					fam:       f,
+					name:      string(ck.checker) + " " + s.name,
+					wantReach: s.wantReach,
+				})
+			}
+		}
+	}
+	results := probeInNetns(t, pair.lb, cfgs)
+
+	for _, f := range []family{v4, v6} {
+		t.Run(f.name, func(t *testing.T) {
+			pair.requireFamily(t, f)
+			for i, tc := range cases {
+				if tc.fam != f {
+					continue
+				}
+				t.Run(tc.name, func(t *testing.T) {
+					got := results[i]
+					t.Log(got.Message)
+					if tc.wantReach {
+						checkResult(t, got, true, "")
+						return
+					}
+					checkResult(t, got, false, "network is unreachable")
+				})
+			}
+
+			// Only the marked probes reached the backends: one per
+			// marked mode.
+			var reaching int32
+			for _, s := range steerings {
+				if s.wantReach {
+					reaching++
+				}
+			}
+			for _, ck := range served[f] {
+				if got := ck.served.Load(); got != reaching {
+					t.Errorf("%s backend answered %d probes, "+
+						"want %d (the marked ones)", ck.checker, got, reaching)
+				}
+			}
+		})
+	}
+}
+
+// netnsHelperEnv names the environment variable that carries the work of
+// TestNetnsProbeHelper, in JSON: a netnsHelperJob.
+const netnsHelperEnv = "HCSUPERVISOR_PROBE_NETNS_HELPER"
+
+// netnsResultPrefix starts the line on which the helper reports its
+// results, in JSON.
+const netnsResultPrefix = "netns-probe-results: "
+
+// netnsHelperJob is what probeInNetns asks of the helper process.
+type netnsHelperJob struct {
+	// Configs are probed in order, one at a time.
+	Configs []messages.Config
+	// ParentNetns identifies the namespace of the test that started the
+	// helper (the inode of /proc/self/ns/net); the helper refuses to probe
+	// from it.
+	ParentNetns uint64
+}
+
+// probeInNetns probes each of cfgs, in order, from a helper process
+// running inside ns, and returns the results. A whole process is used
+// because some probers dial from goroutines of their own (http.Transport
+// does), which a locked thread could not keep inside the namespace.
+func probeInNetns(
+	t *testing.T, ns *netns, cfgs []messages.Config,
+) []messages.ProbeResult {
+	t.Helper()
+	job, err := json.Marshal(netnsHelperJob{
+		Configs:     cfgs,
+		ParentNetns: netnsInode(t),
+	})
+	if err != nil {
+		t.Fatalf("encoding the helper's job: %v", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatalf("finding the test binary: %v", err)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), helperTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns.name, exe,
+		"-test.run=^TestNetnsProbeHelper$", "-test.count=1",
+		"-test.timeout="+helperTimeout.String())
+	cmd.Env = append(os.Environ(), netnsHelperEnv+"="+string(job))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("helper in %s: %v\nstdout:\n%s\nstderr:\n%s",
+			ns.name, err, &stdout, &stderr)
+	}
+
+	sc := bufio.NewScanner(&stdout)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), netnsResultPrefix)
+		if !ok {
+			continue
+		}
+		var results []messages.ProbeResult
+		if err := json.Unmarshal([]byte(line), &results); err != nil {
+			t.Fatalf("decoding the helper's results %q: %v", line, err)
+		}
+		if len(results) != len(cfgs) {
+			t.Fatalf("helper returned %d results, want %d", len(results), len(cfgs))
+		}
+		return results
+	}
+	t.Fatalf("helper reported no results; stdout:\n%s\nstderr:\n%s",
+		&stdout, &stderr)
+	return nil
+}
+
+// netnsInode returns the inode of the calling thread's network namespace.
+func netnsInode(t *testing.T) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		t.Fatalf("stat network namespace: %v", err)
+	}
+	return st.Ino
+}
+
+// TestNetnsProbeHelper is not a test of its own: it is the process that
+// probeInNetns starts inside a namespace, and it is skipped otherwise. It
+// probes the configs it is given and prints the results on one line.
+func TestNetnsProbeHelper(t *testing.T) {
+	raw := os.Getenv(netnsHelperEnv)
+	if raw == "" {
+		t.Skip("the helper process of TestMarkSteersProbe; runs only inside " +
+			"a network namespace that test creates")
+	}
+	var job netnsHelperJob
+	if err := json.Unmarshal([]byte(raw), &job); err != nil {
+		t.Fatalf("decoding job: %v", err)
+	}
+	// A guard: never probe from the namespace of the test that asked.
+	if netnsInode(t) == job.ParentNetns {
+		t.Fatal("helper runs in its parent's network namespace, not a test's own")
+	}
+
+	results := make([]messages.ProbeResult, len(job.Configs))
+	for i := range job.Configs {
+		cfg := &job.Configs[i]
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("config %d: %v", cfg.ID, err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), probeTimeout)
+		results[i] = mustNew(t, cfg).Probe(ctx)
+		cancel()
+	}
+	out, err := json.Marshal(results)
+	if err != nil {
+		t.Fatalf("encoding results: %v", err)
+	}
+	fmt.Println(netnsResultPrefix + string(out))
+}
