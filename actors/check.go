@@ -25,6 +25,7 @@ type Prober interface {
 type checkEnv struct {
 	notifier  *actor.PID
 	newProber func(*messages.Config) (Prober, error)
+	telemetry *Telemetry
 	logger    zerolog.Logger
 }
 
@@ -248,13 +249,16 @@ func (a *checkActor) handleDone(c actor.Context, m *probeDone) {
 	}
 
 	st, prev, changed := a.rec.record(m.result)
+	a.env.telemetry.probeDone(a.rec.config().Checker, m.result,
+		m.result.Start.Sub(a.planned))
 	a.log.Debug().Bool("success", m.result.Success).
 		Dur("duration", m.result.Duration).
 		Str("result", m.result.Message).Msg("probe_done")
 	if changed {
 		a.log.Info().Str("old_state", prev.String()).
 			Str("new_state", st.State.String()).
-			Str("result", st.Message).Msg("state_changed")
+			Str("result", st.Message).
+			Dur("duration", m.result.Duration).Msg("state_changed")
 		c.Send(a.env.notifier, &messages.CheckStatus{ID: a.rec.id, Status: st})
 	}
 

@@ -1,6 +1,10 @@
 package actors
 
-import "github.com/lbhealth/hcsupervisor/messages"
+import (
+	"time"
+
+	"github.com/lbhealth/hcsupervisor/messages"
+)
 
 // health is a check's state machine, exactly Seesaw's: the first result
 // leaves Unknown; a success makes the check healthy; a failure makes it
@@ -10,6 +14,8 @@ type health struct {
 	status messages.Status
 	// failed counts consecutive failures.
 	failed int
+	// since is when the check entered its state; zero while unknown.
+	since time.Time
 }
 
 // record applies one probe result and reports whether the state changed.
@@ -22,8 +28,7 @@ func (h *health) record(res messages.ProbeResult, retries int) bool {
 	if res.Success {
 		h.failed = 0
 		h.status.Successes++
-		h.status.State = messages.StateHealthy
-		return prev != h.status.State
+		return h.enter(messages.StateHealthy, res.Start)
 	}
 
 	h.failed++
@@ -31,6 +36,16 @@ func (h *health) record(res messages.ProbeResult, retries int) bool {
 	if prev == messages.StateHealthy && h.failed <= retries {
 		return false
 	}
-	h.status.State = messages.StateUnhealthy
-	return prev != h.status.State
+	return h.enter(messages.StateUnhealthy, res.Start)
+}
+
+// enter moves the check to state at time at, and reports whether that is
+// a change.
+func (h *health) enter(state messages.State, at time.Time) bool {
+	if h.status.State == state {
+		return false
+	}
+	h.status.State = state
+	h.since = at
+	return true
 }

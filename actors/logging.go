@@ -44,15 +44,15 @@ func isTerminal(w io.Writer) bool {
 }
 
 // NewSystem returns an actor system that logs through logger, with the
-// library's own lines tagged lib=protoactor.
-func NewSystem(logger zerolog.Logger) *actor.ActorSystem {
+// library's own lines tagged lib=protoactor, and with opts.
+func NewSystem(logger zerolog.Logger, opts ...actor.ConfigOption) *actor.ActorSystem {
 	factory := func(*actor.ActorSystem) *slog.Logger {
 		return NewSlogLogger(logger.With().Str("lib", "protoactor").Logger())
 	}
-	return actor.NewActorSystem(
+	return actor.NewActorSystem(append([]actor.ConfigOption{
 		actor.WithLoggerFactory(factory),
 		actor.WithDeadLetterRequestLogging(false),
-	)
+	}, opts...)...)
 }
 
 // NewSlogLogger returns a slog.Logger writing into logger. It renames the

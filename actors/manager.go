@@ -47,6 +47,9 @@ type ManagerConfig struct {
 	// NotifierStats and FaultStats, if set, are updated as the tree works.
 	NotifierStats *NotifierStats
 	FaultStats    *FaultStats
+	// Telemetry, if set, measures the manager, its children and the
+	// checks' domain.
+	Telemetry *Telemetry
 	// Logger receives the tree's log lines.
 	Logger zerolog.Logger
 }
@@ -160,6 +163,8 @@ func (m *manager) Receive(c actor.Context) {
 		m.handleUpdate(c, msg)
 	case *messages.RequestStatus:
 		c.Respond(m.statusResponse())
+	case *messages.RequestReport:
+		c.Respond(m.report())
 	case *notifyTick:
 		m.handleNotifyTick(c)
 	case *messages.Shutdown:
@@ -177,7 +182,7 @@ func (m *manager) Receive(c actor.Context) {
 	case *actor.Stopping, *actor.Restarting:
 		m.halting = true
 		m.stopNotifyTimer()
-	case *actor.Stopped:
+	case *actor.Stopped, *actor.Touch:
 	default:
 		m.log.Warn().Str("type", fmt.Sprintf("%T", msg)).Msg("unexpected_message")
 	}
@@ -186,13 +191,15 @@ func (m *manager) Receive(c actor.Context) {
 // handleStarted spawns the notifier and, after a restart of the manager,
 // every desired check again.
 func (m *manager) handleStarted(c actor.Context) {
-	notifier, err := c.SpawnNamed(NewNotifier(NotifierConfig{
-		Sink:       m.cfg.Sink,
-		BatchSize:  m.cfg.BatchSize,
-		BatchDelay: m.cfg.BatchDelay,
-		Stats:      m.cfg.NotifierStats,
-		Logger:     m.cfg.Logger,
-	}), notifierName)
+	notifier, err := c.SpawnNamed(m.cfg.Telemetry.Wrap("notifier",
+		NewNotifier(NotifierConfig{
+			Sink:       m.cfg.Sink,
+			BatchSize:  m.cfg.BatchSize,
+			BatchDelay: m.cfg.BatchDelay,
+			Stats:      m.cfg.NotifierStats,
+			Telemetry:  m.cfg.Telemetry,
+			Logger:     m.cfg.Logger,
+		})), notifierName)
 	if err != nil {
 		panic(fmt.Errorf("spawn notifier: %w", err))
 	}
@@ -200,6 +207,7 @@ func (m *manager) handleStarted(c actor.Context) {
 	m.env = &checkEnv{
 		notifier:  notifier,
 		newProber: m.cfg.NewProber,
+		telemetry: m.cfg.Telemetry,
 		logger:    m.cfg.Logger,
 	}
 	m.halting = false
@@ -233,6 +241,7 @@ func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 
 	// A rejected config leaves its running check as it was.
 	for _, rej := range msg.Rejected {
+		m.cfg.Telemetry.configRejected(rej.Err)
 		if rej.HasID {
 			desired[rej.ID] = true
 		}
@@ -245,7 +254,8 @@ func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 }
 
 func (m *manager) add(c actor.Context, cfg messages.Config) {
-	rec := newCheckRecord(cfg)
+	rec := newCheckRecord(cfg, m.cfg.Telemetry)
+	m.cfg.Telemetry.checkAdded(cfg.Checker)
 	m.mu.Lock()
 	m.records[cfg.ID] = rec
 	m.mu.Unlock()
@@ -253,6 +263,7 @@ func (m *manager) add(c actor.Context, cfg messages.Config) {
 }
 
 func (m *manager) update(c actor.Context, cfg messages.Config) {
+	m.cfg.Telemetry.checkerChanged(m.records[cfg.ID].config().Checker, cfg.Checker)
 	if pid, ok := m.pids[cfg.ID]; ok {
 		c.Send(pid, &updateCheck{Config: cfg})
 		return
@@ -270,6 +281,7 @@ func (m *manager) removeUndesired(c actor.Context, desired map[uint64]bool) int 
 	}
 	m.mu.Lock()
 	for _, id := range gone {
+		m.cfg.Telemetry.checkRemoved(m.records[id].detach())
 		delete(m.records, id)
 	}
 	m.mu.Unlock()
@@ -287,7 +299,8 @@ func (m *manager) removeUndesired(c actor.Context, desired map[uint64]bool) int 
 // stopping: its Terminated then spawns the new one.
 func (m *manager) spawn(c actor.Context, rec *checkRecord) {
 	name := strconv.FormatUint(rec.id, 10)
-	pid, err := c.SpawnNamed(newCheckProps(rec, m.env), name)
+	pid, err := c.SpawnNamed(
+		m.cfg.Telemetry.Wrap("check", newCheckProps(rec, m.env)), name)
 	switch {
 	case errors.Is(err, actor.ErrNameExists):
 		// handleTerminated spawns it once the old child is gone.
@@ -388,6 +401,18 @@ func (m *manager) statusResponse() *messages.StatusResponse {
 		return cmpUint64(a.ID, b.ID)
 	})
 	return &messages.StatusResponse{Statuses: statuses}
+}
+
+// report returns every check as operators see it, ordered by ID.
+func (m *manager) report() *messages.StatusReport {
+	checks := make([]messages.CheckReport, 0, len(m.records))
+	for _, rec := range m.records {
+		checks = append(checks, rec.report())
+	}
+	slices.SortFunc(checks, func(a, b messages.CheckReport) int {
+		return cmpUint64(a.ID, b.ID)
+	})
+	return &messages.StatusReport{Checks: checks}
 }
 
 func cmpUint64(a, b uint64) int {

@@ -43,8 +43,9 @@ type NotifierConfig struct {
 	// BatchDelay is the longest a notification waits for its batch to fill.
 	// Default 100ms.
 	BatchDelay time.Duration
-	// Stats, if set, is updated as the notifier works.
-	Stats *NotifierStats
+	// Stats and Telemetry, if set, are updated as the notifier works.
+	Stats     *NotifierStats
+	Telemetry *Telemetry
 	// Logger receives the notifier's log lines.
 	Logger zerolog.Logger
 }
@@ -184,6 +185,7 @@ func (n *notifier) flush(c actor.Context) {
 		return
 	}
 	c.Send(n.cfg.Sink, batch)
+	n.cfg.Telemetry.batchSent(int(count))
 	n.stats.Batches.Add(1)
 	n.stats.Sent.Add(count)
 }

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -18,66 +20,95 @@ import (
 // manager.
 const operatorTimeout = 5 * time.Second
 
-// OperatorStats are the counters the operator listener exports.
+// OperatorStats are the counters the operator listener exports besides
+// the service's Telemetry.
 type OperatorStats struct {
 	Notifier *NotifierStats
 	Proxy    *ProxyStats
 	Faults   *FaultStats
+	// Extra collectors are exported too, such as the Engine bridge's.
+	Extra []prometheus.Collector
+	// Engine, if set, reports the Engine bridge's view for /healthz.
+	Engine func() *messages.EngineHealth
 }
 
 // OperatorHandler serves the operators' HTTP endpoints for a running
-// service: /healthz (the supervisor answers), /status and /status/{id}
-// (JSON, per check) and /metrics (Prometheus text format, with no per-check
-// labels).
+// service: /healthz (the supervisor itself), /status and /status/{id}
+// (every check, JSON), /tree (the live actor tree, JSON) and /metrics
+// (Prometheus text format, with no per-check labels).
 func (s *Service) OperatorHandler(stats OperatorStats) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.serveHealthz)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		s.serveHealthz(w, stats)
+	})
 	mux.HandleFunc("GET /status", s.serveStatus)
 	mux.HandleFunc("GET /status/{id}", s.serveCheckStatus)
+	mux.HandleFunc("GET /tree", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.tel.Tree())
+	})
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStatsCollector(s, stats),
+		newStatsCollector(stats),
 	)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	reg.MustRegister(stats.Extra...)
+	gatherers := prometheus.Gatherers{reg, s.tel.Registry()}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	return mux
 }
 
-// statuses asks the manager for every check's status.
-func (s *Service) statuses() (*messages.StatusResponse, error) {
-	res, err := s.sys.Root.RequestFuture(s.Manager(), &messages.RequestStatus{},
+// report asks the manager for every check as operators see it.
+func (s *Service) report() (*messages.StatusReport, error) {
+	res, err := s.sys.Root.RequestFuture(s.Manager(), &messages.RequestReport{},
 		operatorTimeout).Result()
 	if err != nil {
 		return nil, err
 	}
-	sr, ok := res.(*messages.StatusResponse)
+	rep, ok := res.(*messages.StatusReport)
 	if !ok {
 		return nil, errors.New("manager answered with an unexpected message")
 	}
-	return sr, nil
+	return rep, nil
 }
 
-func (s *Service) serveHealthz(w http.ResponseWriter, _ *http.Request) {
-	sr, err := s.statuses()
+// serveHealthz reports whether the supervisor itself works: the manager
+// answers, and the Engine is reachable when the bridge runs.
+func (s *Service) serveHealthz(w http.ResponseWriter, stats OperatorStats) {
+	rep := messages.HealthReport{Status: "ok"}
+	_, err := s.sys.Root.RequestFuture(s.Manager(), &actor.Touch{},
+		operatorTimeout).Result()
 	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable,
-			map[string]string{"status": "manager not answering: " + err.Error()})
-		return
+		rep.Problems = append(rep.Problems, "manager not answering: "+err.Error())
 	}
-	writeJSON(w, http.StatusOK,
-		map[string]any{"status": "ok", "checks": len(sr.Statuses)})
+	rep.Checks = s.tel.checks()
+	if stats.Proxy != nil {
+		rep.Clients = stats.Proxy.Clients.Load()
+	}
+	if stats.Engine != nil {
+		rep.Engine = stats.Engine()
+		if !rep.Engine.Reachable {
+			rep.Problems = append(rep.Problems, "engine unreachable")
+		}
+	}
+	code := http.StatusOK
+	if len(rep.Problems) > 0 {
+		rep.Status = "degraded"
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, rep)
 }
 
 func (s *Service) serveStatus(w http.ResponseWriter, _ *http.Request) {
-	sr, err := s.statuses()
+	rep, err := s.report()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	writeJSON(w, http.StatusOK, sr)
+	writeJSON(w, http.StatusOK, rep)
 }
 
 func (s *Service) serveCheckStatus(w http.ResponseWriter, r *http.Request) {
@@ -86,18 +117,18 @@ func (s *Service) serveCheckStatus(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "id: not a check id", http.StatusBadRequest)
 		return
 	}
-	sr, err := s.statuses()
+	rep, err := s.report()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	for _, cs := range sr.Statuses {
-		if cs.ID == id {
-			writeJSON(w, http.StatusOK, cs)
-			return
-		}
+	i, found := slices.BinarySearchFunc(rep.Checks, id,
+		func(c messages.CheckReport, id uint64) int { return cmpUint64(c.ID, id) })
+	if !found {
+		http.Error(w, "no check with id "+r.PathValue("id"), http.StatusNotFound)
+		return
 	}
-	http.Error(w, "no check with id "+r.PathValue("id"), http.StatusNotFound)
+	writeJSON(w, http.StatusOK, rep.Checks[i])
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -106,12 +137,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// statsCollector exports the service's counters at scrape time.
+// statsCollector exports the stats' counters at scrape time.
 type statsCollector struct {
-	svc   *Service
 	stats OperatorStats
 
-	checks   *prometheus.Desc
 	notes    *prometheus.Desc
 	proxy    *prometheus.Desc
 	client   *prometheus.Desc
@@ -119,12 +148,9 @@ type statsCollector struct {
 	injected *prometheus.Desc
 }
 
-func newStatsCollector(svc *Service, stats OperatorStats) *statsCollector {
+func newStatsCollector(stats OperatorStats) *statsCollector {
 	return &statsCollector{
-		svc:   svc,
 		stats: stats,
-		checks: prometheus.NewDesc("hc_checks",
-			"Configured checks by state.", []string{"state"}, nil),
 		notes: prometheus.NewDesc("hc_notifications_total",
 			"Notifications by what the notifier did with them.",
 			[]string{"outcome"}, nil),
@@ -133,16 +159,15 @@ func newStatsCollector(svc *Service, stats OperatorStats) *statsCollector {
 			[]string{"reason"}, nil),
 		client: prometheus.NewDesc("hc_proxy_clients",
 			"Socket clients connected.", nil, nil),
-		restarts: prometheus.NewDesc("hc_actor_restarts_total",
-			"Actor restarts after crashes, by kind of actor.",
-			[]string{"kind"}, nil),
+		restarts: prometheus.NewDesc("hc_supervisor_restarts_total",
+			"Restarts ordered by the tree's supervisors, of checks and of "+
+				"singletons.", []string{"kind"}, nil),
 		injected: prometheus.NewDesc("hc_faults_injected_total",
 			"Faults injected, by kind.", []string{"fault"}, nil),
 	}
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.checks
 	ch <- c.notes
 	ch <- c.proxy
 	ch <- c.client
@@ -151,17 +176,6 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
-	if sr, err := c.svc.statuses(); err == nil {
-		counts := make(map[messages.State]int)
-		for _, cs := range sr.Statuses {
-			counts[cs.Status.State]++
-		}
-		for _, st := range []messages.State{messages.StateUnknown,
-			messages.StateHealthy, messages.StateUnhealthy} {
-			ch <- prometheus.MustNewConstMetric(c.checks, prometheus.GaugeValue,
-				float64(counts[st]), st.String())
-		}
-	}
 	if n := c.stats.Notifier; n != nil {
 		for outcome, v := range map[string]uint64{
 			"queued":      n.Queued.Load(),

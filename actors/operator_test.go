@@ -40,25 +40,39 @@ func TestOperatorHandler(t *testing.T) {
 		Configs: configs([]uint64{1, 2}, 10*time.Millisecond),
 	})
 	waitFor(t, "both checks to have a state", func() bool {
-		var sr messages.StatusResponse
-		get(t, srv.URL+"/status", http.StatusOK, &sr)
-		return len(sr.Statuses) == 2 &&
-			sr.Statuses[0].Status.State == messages.StateHealthy &&
-			sr.Statuses[1].Status.State == messages.StateUnhealthy
+		var rep messages.StatusReport
+		get(t, srv.URL+"/status", http.StatusOK, &rep)
+		return len(rep.Checks) == 2 &&
+			rep.Checks[0].Status.State == messages.StateHealthy &&
+			rep.Checks[1].Status.State == messages.StateUnhealthy
 	})
 
-	var one messages.CheckStatus
+	var one messages.CheckReport
 	get(t, srv.URL+"/status/2", http.StatusOK, &one)
-	if one.ID != 2 || one.Status.State != messages.StateUnhealthy {
-		t.Errorf("/status/2 = %+v, want check 2 unhealthy", one)
+	if one.ID != 2 || one.Status.State != messages.StateUnhealthy ||
+		one.Checker != messages.CheckerTCP || one.Target != "127.0.0.1:9" ||
+		one.Since == nil || one.Interval != "10ms" {
+		t.Errorf("/status/2 = %+v, want check 2 unhealthy with its config", one)
+	}
+
+	var tree messages.TreeReport
+	get(t, srv.URL+"/tree", http.StatusOK, &tree)
+	kinds := make(map[string]int)
+	for _, a := range tree.Actors {
+		kinds[a.Kind]++
+	}
+	if kinds["root"] != 1 || kinds["manager"] != 1 || kinds["notifier"] != 1 ||
+		kinds["check"] != 2 {
+		t.Errorf("/tree kinds = %v, want a root, a manager, a notifier, 2 checks",
+			kinds)
 	}
 	get(t, srv.URL+"/status/3", http.StatusNotFound, nil)
 	get(t, srv.URL+"/status/x", http.StatusBadRequest, nil)
 
-	var health map[string]any
+	var health messages.HealthReport
 	get(t, srv.URL+"/healthz", http.StatusOK, &health)
-	if health["status"] != "ok" || health["checks"] != float64(2) {
-		t.Errorf("/healthz = %v, want ok with 2 checks", health)
+	if health.Status != "ok" || health.Checks != 2 {
+		t.Errorf("/healthz = %+v, want ok with 2 checks", health)
 	}
 
 	metrics := getText(t, srv.URL+"/metrics")
@@ -67,7 +81,16 @@ func TestOperatorHandler(t *testing.T) {
 		`hc_checks{state="unhealthy"} 1`,
 		`hc_notifications_total{outcome="queued"}`,
 		`hc_proxy_clients 0`,
-		`hc_actor_restarts_total{kind="check"} 0`,
+		`hc_supervisor_restarts_total{kind="check"} 0`,
+		`hc_checks_configured{checker="tcp"} 2`,
+		`hc_probes_total{checker="tcp",result="success"}`,
+		`hc_probes_total{checker="tcp",result="failure"}`,
+		`hc_state_transitions_total{from="unknown",to="healthy"} 1`,
+		`hc_actor_messages_total{kind="check",message="actors.probeTick"}`,
+		`hc_actor_receive_duration_seconds_count{kind="manager"}`,
+		`hc_actor_lifecycle_total{event="spawn",kind="check"} 2`,
+		`hc_actor_mailbox_depth{kind="check"}`,
+		`hc_notification_batch_size_count`,
 		`hc_faults_injected_total{fault="panic"} 0`,
 	} {
 		if !strings.Contains(metrics, want) {

@@ -3,6 +3,7 @@ package actors
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lbhealth/hcsupervisor/messages"
 )
@@ -13,7 +14,8 @@ import (
 // while the actor is suspended after a crash; status readers take
 // snapshots.
 type checkRecord struct {
-	id uint64
+	id  uint64
+	tel *Telemetry
 	// seq numbers the ticks and probes of every incarnation, so that one
 	// never mistakes an earlier incarnation's message for its own.
 	seq atomic.Uint64
@@ -30,8 +32,8 @@ type checkRecord struct {
 	flapOK bool
 }
 
-func newCheckRecord(cfg messages.Config) *checkRecord {
-	return &checkRecord{id: cfg.ID, cfg: cfg}
+func newCheckRecord(cfg messages.Config, tel *Telemetry) *checkRecord {
+	return &checkRecord{id: cfg.ID, cfg: cfg, tel: tel}
 }
 
 // config returns the record's current config.
@@ -57,8 +59,10 @@ func (r *checkRecord) setConfig(cfg messages.Config) (sameProbe bool) {
 	sameProbe = r.cfg.SameProbe(&cfg)
 	r.cfg = cfg
 	if !sameProbe {
+		r.tel.transition(r.health.status.State, messages.StateUnknown)
 		r.health.status.State = messages.StateUnknown
 		r.health.failed = 0
+		r.health.since = time.Time{}
 	}
 	return sameProbe
 }
@@ -72,6 +76,7 @@ func (r *checkRecord) record(res messages.ProbeResult) (
 	r.crashes = 0
 	prev = r.health.status.State
 	changed = r.health.record(res, r.cfg.Retries)
+	r.tel.transition(prev, r.health.status.State)
 	return r.statusLocked(), prev, changed
 }
 
@@ -89,10 +94,30 @@ func (r *checkRecord) crashed() int {
 func (r *checkRecord) crashLooping(reason string) (messages.Status, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	prev := r.health.status.State
-	r.health.status.State = messages.StateUnhealthy
 	r.health.status.Message = reason
-	return r.statusLocked(), prev != messages.StateUnhealthy
+	prev := r.health.status.State
+	changed := r.health.enter(messages.StateUnhealthy, time.Now())
+	r.tel.transition(prev, messages.StateUnhealthy)
+	return r.statusLocked(), changed
+}
+
+// report returns the check as an operator sees it.
+func (r *checkRecord) report() messages.CheckReport {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep := messages.CheckReport{
+		ID:       r.id,
+		Checker:  r.cfg.Checker,
+		Target:   r.cfg.Target(),
+		Config:   r.cfg.String(),
+		Interval: r.cfg.Interval.String(),
+		Status:   r.statusLocked(),
+	}
+	if !r.health.since.IsZero() {
+		since := r.health.since
+		rep.Since = &since
+	}
+	return rep
 }
 
 // addFault queues count faults of one kind.
@@ -128,6 +153,15 @@ func (r *checkRecord) takeFault(kinds ...messages.Fault) (f messages.Fault, ok b
 		}
 	}
 	return "", false
+}
+
+// detach ends the record's part in the telemetry, when its check is
+// removed, and returns the checker and state it leaves.
+func (r *checkRecord) detach() (messages.CheckerType, messages.State) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tel = nil
+	return r.cfg.Checker, r.health.status.State
 }
 
 // restarted counts one restart of the record's actor.

@@ -50,16 +50,24 @@ type ServiceConfig struct {
 	Edges []Edge
 	// Logger receives the service's and the actor library's log lines.
 	Logger zerolog.Logger
+	// Telemetry measures the tree; Start makes one when it is nil.
+	Telemetry *Telemetry
+	// SystemOptions are passed to the actor system, e.g. the library's
+	// own metrics.
+	SystemOptions []actor.ConfigOption
 }
 
 // Service is a running supervision tree in its own actor system. Its
 // methods are safe for concurrent use.
 type Service struct {
-	sys      *actor.ActorSystem
-	root     *actor.PID
-	started  chan struct{}
-	done     chan struct{}
-	shutdown sync.Once
+	sys  *actor.ActorSystem
+	root *actor.PID
+	tel  *Telemetry
+	// stopDeadLetters ends the dead-letter count.
+	stopDeadLetters func()
+	started         chan struct{}
+	done            chan struct{}
+	shutdown        sync.Once
 	// failure says why the tree stopped by itself, if it did.
 	failure atomic.Pointer[error]
 }
@@ -70,15 +78,21 @@ func Start(cfg ServiceConfig) (*Service, error) {
 	if cfg.Manager.FaultStats == nil {
 		cfg.Manager.FaultStats = &FaultStats{}
 	}
-	sys := NewSystem(cfg.Logger)
-	s := &Service{
-		sys:     sys,
-		started: make(chan struct{}),
-		done:    make(chan struct{}),
+	if cfg.Telemetry == nil {
+		cfg.Telemetry = NewTelemetry()
 	}
-	props := actor.PropsFromProducer(func() actor.Actor {
+	cfg.Manager.Telemetry = cfg.Telemetry
+	sys := NewSystem(cfg.Logger, cfg.SystemOptions...)
+	s := &Service{
+		sys:             sys,
+		tel:             cfg.Telemetry,
+		stopDeadLetters: cfg.Telemetry.WatchDeadLetters(sys),
+		started:         make(chan struct{}),
+		done:            make(chan struct{}),
+	}
+	props := cfg.Telemetry.Wrap("root", actor.PropsFromProducer(func() actor.Actor {
 		return &supervisor{cfg: cfg, svc: s}
-	})
+	}))
 	pid, err := sys.Root.SpawnNamed(props, rootName)
 	if err != nil {
 		for _, e := range cfg.Edges {
@@ -99,6 +113,9 @@ func Start(cfg ServiceConfig) (*Service, error) {
 		return nil, errors.New("start service: the tree did not start in time")
 	}
 }
+
+// Telemetry returns what measures the service.
+func (s *Service) Telemetry() *Telemetry { return s.tel }
 
 // System returns the service's actor system.
 func (s *Service) System() *actor.ActorSystem { return s.sys }
@@ -127,7 +144,10 @@ func (s *Service) Stop(ctx context.Context) error {
 	s.sys.Root.Send(s.root, &drain{})
 	select {
 	case <-s.done:
-		s.shutdown.Do(s.sys.Shutdown)
+		s.shutdown.Do(func() {
+			s.stopDeadLetters()
+			s.sys.Shutdown()
+		})
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("stop service: %w", ctx.Err())
@@ -185,14 +205,15 @@ func (s *supervisor) handleStarted(c actor.Context) {
 	s.log = s.cfg.Logger.With().Str("actor", "root").Logger()
 	mcfg := s.cfg.Manager
 	mcfg.Sink = c.Self()
-	manager, err := c.SpawnNamed(NewManager(mcfg), "manager")
+	manager, err := c.SpawnNamed(
+		s.cfg.Telemetry.Wrap("manager", NewManager(mcfg)), "manager")
 	if err != nil {
 		panic(fmt.Errorf("spawn manager: %w", err))
 	}
 	s.manager = manager
 	s.edges = s.edges[:0]
 	for _, e := range s.cfg.Edges {
-		pid, err := c.SpawnNamed(e.Props(manager), e.Name)
+		pid, err := c.SpawnNamed(s.cfg.Telemetry.Wrap(e.Name, e.Props(manager)), e.Name)
 		if err != nil {
 			panic(fmt.Errorf("spawn edge %s: %w", e.Name, err))
 		}

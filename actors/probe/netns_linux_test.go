@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -29,12 +30,12 @@ import (
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
-// family is an address family of the namespaces the tests build, with
+// netFamily is an address family of the namespaces the tests build, with
 // its addresses. They are documentation prefixes (RFC 5737 and RFC 3849)
 // and exist only inside those namespaces: the prober's namespace has a
 // veth pair to the backend's namespace and nothing else, so no packet of
 // these tests can leave them.
-type family struct {
+type netFamily struct {
 	name string // "ipv4" or "ipv6"
 	flag string // the ip command's flag for the family
 	// lb is the prober's end of the veth pair, backend the backend's.
@@ -46,9 +47,9 @@ type family struct {
 	vip netip.Addr
 }
 
-// v4 and v6 are the families of the test network.
+// fam4 and fam6 are the families of the test network.
 var (
-	v4 = family{
+	fam4 = netFamily{
 		name:    "ipv4",
 		flag:    "-4",
 		lb:      netip.MustParseAddr("198.51.100.1"),
@@ -56,7 +57,7 @@ var (
 		bits:    30,
 		vip:     netip.MustParseAddr("203.0.113.10"),
 	}
-	v6 = family{
+	fam6 = netFamily{
 		name:    "ipv6",
 		flag:    "-6",
 		lb:      netip.MustParseAddr("2001:db8:100::1"),
@@ -67,12 +68,12 @@ var (
 )
 
 // prefix returns a as an address with the family's veth prefix length.
-func (f family) prefix(a netip.Addr) string {
+func (f netFamily) prefix(a netip.Addr) string {
 	return netip.PrefixFrom(a, f.bits).String()
 }
 
-// host returns a as a host route's prefix.
-func host(a netip.Addr) string {
+// hostPrefix returns a as a host route's prefix.
+func hostPrefix(a netip.Addr) string {
 	return netip.PrefixFrom(a, a.BitLen()).String()
 }
 
@@ -160,10 +161,32 @@ func (n *netns) ip(t *testing.T, args ...string) {
 		"not supported", "Unknown device type",
 	} {
 		if strings.Contains(err.Error(), lacking) {
-			t.Skip("this environment cannot build the test network: ", err)
+			t.Skip("this environment cannot build the test network:", err)
 		}
 	}
 	t.Fatal(err)
+}
+
+// waitUp waits until link is up and running. A link set up carries
+// nothing until the kernel's link watcher has seen its carrier, up to a
+// second later; a neighbour solicitation sent before then is lost, and
+// the next one waits a second more.
+func (n *netns) waitUp(t *testing.T, link string) {
+	t.Helper()
+	var out string
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		var err error
+		out, err = runIP("-n", n.name, "-o", "link", "show", "dev", link)
+		if err != nil {
+			t.Fatalf("ip -n %s link show dev %s: %v: %s", n.name, link, err, out)
+		}
+		if strings.Contains(out, " state UP ") {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("link %s in %s not up after 5s: %s", link, n.name, out)
 }
 
 // do runs fn on an OS thread inside the namespace and returns its error.
@@ -219,7 +242,7 @@ type nsPair struct {
 
 // newNSPair builds the two namespaces, hc-test-<random> and
 // hc-test-<random>-be, and the veth pair between them, with the addresses
-// of v4 and, if the kernel has IPv6, of v6.
+// of fam4 and, if the kernel has IPv6, of fam6.
 func newNSPair(t *testing.T) *nsPair {
 	t.Helper()
 	var b [3]byte
@@ -240,13 +263,15 @@ func newNSPair(t *testing.T) *nsPair {
 	// so no end of it ever exists in the test's own namespace.
 	p.lb.ip(t, "link", "add", p.lbLink, "type", "veth",
 		"peer", "name", p.beLink, "netns", p.backend.name)
-	p.lb.ip(t, "addr", "add", v4.prefix(v4.lb), "dev", p.lbLink)
-	p.backend.ip(t, "addr", "add", v4.prefix(v4.backend), "dev", p.beLink)
+	p.lb.ip(t, "addr", "add", fam4.prefix(fam4.lb), "dev", p.lbLink)
+	p.backend.ip(t, "addr", "add", fam4.prefix(fam4.backend), "dev", p.beLink)
 	if p.noV6 == nil {
 		p.noV6 = p.addV6()
 	}
 	p.lb.ip(t, "link", "set", p.lbLink, "up")
 	p.backend.ip(t, "link", "set", p.beLink, "up")
+	p.lb.waitUp(t, p.lbLink)
+	p.backend.waitUp(t, p.beLink)
 
 	// A reply from the VIP comes back on a link whose reverse route
 	// exists only for marked packets: reverse-path filtering would drop
@@ -270,22 +295,22 @@ func (p *nsPair) noDAD() error {
 	return nil
 }
 
-// addV6 gives the veth pair the addresses of v6, usable at once (no
+// addV6 gives the veth pair the addresses of fam6, usable at once (no
 // duplicate address detection).
 func (p *nsPair) addV6() error {
-	if err := p.lb.run("addr", "add", v6.prefix(v6.lb),
+	if err := p.lb.run("addr", "add", fam6.prefix(fam6.lb),
 		"dev", p.lbLink, "nodad"); err != nil {
 		return err
 	}
-	return p.backend.run("addr", "add", v6.prefix(v6.backend),
+	return p.backend.run("addr", "add", fam6.prefix(fam6.backend),
 		"dev", p.beLink, "nodad")
 }
 
 // requireFamily skips the test if the pair lacks the family f.
-func (p *nsPair) requireFamily(t *testing.T, f family) {
+func (p *nsPair) requireFamily(t *testing.T, f netFamily) {
 	t.Helper()
-	if f == v6 && p.noV6 != nil {
-		t.Skip("no IPv6 in the test namespaces: ", p.noV6)
+	if f == fam6 && p.noV6 != nil {
+		t.Skip("no IPv6 in the test namespaces:", p.noV6)
 	}
 }
 
@@ -293,12 +318,12 @@ func (p *nsPair) requireFamily(t *testing.T, f family) {
 // packets to the VIP through the veth pair when, and only when, they carry
 // steerMark: the policy route stands in for the IPVS firewall-mark
 // service that Seesaw's Engine sets up.
-func (p *nsPair) steer(t *testing.T, f family) {
+func (p *nsPair) steer(t *testing.T, f netFamily) {
 	t.Helper()
-	p.backend.ip(t, "addr", "add", host(f.vip), "dev", "lo")
+	p.backend.ip(t, "addr", "add", hostPrefix(f.vip), "dev", "lo")
 	p.lb.ip(t, f.flag, "rule", "add", "fwmark", fmt.Sprintf("%#x", steerMark),
 		"table", steerTable, "pref", "100")
-	p.lb.ip(t, f.flag, "route", "add", host(f.vip), "via", f.backend.String(),
+	p.lb.ip(t, f.flag, "route", "add", hostPrefix(f.vip), "via", f.backend.String(),
 		"dev", p.lbLink, "table", steerTable)
 }
 
@@ -456,15 +481,15 @@ func TestMarkSteersProbe(t *testing.T) {
 
 	// Every probe of both families runs in one helper process.
 	type probeCase struct {
-		fam       family
+		fam       netFamily
 		name      string
 		wantReach bool
 	}
-	var cfgs []messages.Config
+	var probes []netnsProbe
 	var cases []probeCase
-	served := map[family][]checker{}
-	for _, f := range []family{v4, v6} {
-		if f == v6 && pair.noV6 != nil {
+	served := map[netFamily][]checker{}
+	for _, f := range []netFamily{fam4, fam6} {
+		if f == fam6 && pair.noV6 != nil {
 			continue
 		}
 		pair.steer(t, f)
@@ -473,13 +498,13 @@ func TestMarkSteersProbe(t *testing.T) {
 			for _, s := range steerings {
 				cfg := testConfig(t, ck.checker, ck.target, func(c *messages.Config) {
 					ck.edit(c)
-					c.ID = uint64(len(cfgs) + 1)
+					c.ID = uint64(len(probes) + 1)
 					c.Mode, c.Mark = s.mode, s.mark
 					if s.mode != messages.ModePlain {
 						c.Backend = f.backend
 					}
 				})
-				cfgs = append(cfgs, cfg)
+				probes = append(probes, netnsProbe{Config: cfg})
 				cases = append(cases, probeCase{
 					fam:       f,
 					name:      string(ck.checker) + " " + s.name,
@@ -488,9 +513,9 @@ func TestMarkSteersProbe(t *testing.T) {
 			}
 		}
 	}
-	results := probeInNetns(t, pair.lb, cfgs)
+	outcomes := probeInNetns(t, pair.lb, probes)
 
-	for _, f := range []family{v4, v6} {
+	for _, f := range []netFamily{fam4, fam6} {
 		t.Run(f.name, func(t *testing.T) {
 			pair.requireFamily(t, f)
 			for i, tc := range cases {
@@ -498,7 +523,7 @@ func TestMarkSteersProbe(t *testing.T) {
 					continue
 				}
 				t.Run(tc.name, func(t *testing.T) {
-					got := results[i]
+					got := outcomes[i].Result
 					t.Log(got.Message)
 					if tc.wantReach {
 						checkResult(t, got, true, "")
@@ -531,31 +556,48 @@ func TestMarkSteersProbe(t *testing.T) {
 const netnsHelperEnv = "HCSUPERVISOR_PROBE_NETNS_HELPER"
 
 // netnsResultPrefix starts the line on which the helper reports its
-// results, in JSON.
-const netnsResultPrefix = "netns-probe-results: "
+// outcomes, in JSON.
+const netnsResultPrefix = "netns-probe-outcomes: "
 
 // netnsHelperJob is what probeInNetns asks of the helper process.
 type netnsHelperJob struct {
-	// Configs are probed in order, one at a time.
-	Configs []messages.Config
-	// ParentNetns identifies the namespace of the test that started the
-	// helper (the inode of /proc/self/ns/net); the helper refuses to probe
-	// from it.
-	ParentNetns uint64
+	// Probes are run in order, one at a time.
+	Probes []netnsProbe
+	// Netns names the namespace the helper must run in; it refuses to
+	// probe from any other.
+	Netns string
 }
 
-// probeInNetns probes each of cfgs, in order, from a helper process
-// running inside ns, and returns the results. A whole process is used
-// because some probers dial from goroutines of their own (http.Transport
-// does), which a locked thread could not keep inside the namespace.
+// netnsProbe is one probe for the helper to run.
+type netnsProbe struct {
+	Config messages.Config
+	// PingGroups, if set, is first written to net.ipv4.ping_group_range
+	// of the namespace.
+	PingGroups string
+	// DropRaw drops CAP_NET_RAW from the probing thread first.
+	DropRaw bool
+}
+
+// netnsOutcome is the outcome of a netnsProbe.
+type netnsOutcome struct {
+	Result  messages.ProbeResult
+	Elapsed time.Duration
+	// Socket is, for icmp, the kind of socket the probing thread could
+	// open: "raw", "ping" or "none".
+	Socket string
+}
+
+// probeInNetns runs each of probes, in order, in a helper process inside
+// ns, and returns their outcomes. A whole process keeps every socket of
+// every probe in the namespace by construction, whatever goroutine opens
+// it (an http.Transport dials from its own): no probe can send a packet
+// anywhere else. The helper's own TestMain fails it if a probe leaves a
+// goroutine behind.
 func probeInNetns(
-	t *testing.T, ns *netns, cfgs []messages.Config,
-) []messages.ProbeResult {
+	t *testing.T, ns *netns, probes []netnsProbe,
+) []netnsOutcome {
 	t.Helper()
-	job, err := json.Marshal(netnsHelperJob{
-		Configs:     cfgs,
-		ParentNetns: netnsInode(t),
-	})
+	job, err := json.Marshal(netnsHelperJob{Probes: probes, Netns: ns.name})
 	if err != nil {
 		t.Fatalf("encoding the helper's job: %v", err)
 	}
@@ -569,7 +611,9 @@ func probeInNetns(
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns.name, exe,
 		"-test.run=^TestNetnsProbeHelper$", "-test.count=1",
 		"-test.timeout="+helperTimeout.String())
-	cmd.Env = append(os.Environ(), netnsHelperEnv+"="+string(job))
+	cmd.Env = append(os.Environ(), netnsHelperEnv+"="+string(job),
+		// A binary built with -race otherwise sleeps a second at exit.
+		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -584,61 +628,142 @@ func probeInNetns(
 		if !ok {
 			continue
 		}
-		var results []messages.ProbeResult
-		if err := json.Unmarshal([]byte(line), &results); err != nil {
-			t.Fatalf("decoding the helper's results %q: %v", line, err)
+		var outcomes []netnsOutcome
+		if err := json.Unmarshal([]byte(line), &outcomes); err != nil {
+			t.Fatalf("decoding the helper's outcomes %q: %v", line, err)
 		}
-		if len(results) != len(cfgs) {
-			t.Fatalf("helper returned %d results, want %d", len(results), len(cfgs))
+		if len(outcomes) != len(probes) {
+			t.Fatalf("helper returned %d outcomes, want %d",
+				len(outcomes), len(probes))
 		}
-		return results
+		return outcomes
 	}
-	t.Fatalf("helper reported no results; stdout:\n%s\nstderr:\n%s",
+	t.Fatalf("helper reported no outcomes; stdout:\n%s\nstderr:\n%s",
 		&stdout, &stderr)
 	return nil
 }
 
-// netnsInode returns the inode of the calling thread's network namespace.
-func netnsInode(t *testing.T) uint64 {
-	t.Helper()
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
-		t.Fatalf("stat network namespace: %v", err)
+// inNetns reports whether the calling thread is in the namespace name:
+// whether the two are one file of the namespace filesystem.
+func inNetns(name string) (bool, error) {
+	var self, want unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &self); err != nil {
+		return false, err
 	}
-	return st.Ino
+	if err := unix.Stat("/run/netns/"+name, &want); err != nil {
+		return false, err
+	}
+	return self.Dev == want.Dev && self.Ino == want.Ino, nil
 }
 
 // TestNetnsProbeHelper is not a test of its own: it is the process that
 // probeInNetns starts inside a namespace, and it is skipped otherwise. It
-// probes the configs it is given and prints the results on one line.
+// runs the probes it is given and prints their outcomes on one line.
 func TestNetnsProbeHelper(t *testing.T) {
 	raw := os.Getenv(netnsHelperEnv)
 	if raw == "" {
-		t.Skip("the helper process of TestMarkSteersProbe; runs only inside " +
-			"a network namespace that test creates")
+		t.Skip("the helper process of the network namespace tests; " +
+			"runs only inside a namespace that such a test creates")
 	}
 	var job netnsHelperJob
 	if err := json.Unmarshal([]byte(raw), &job); err != nil {
 		t.Fatalf("decoding job: %v", err)
 	}
-	// A guard: never probe from the namespace of the test that asked.
-	if netnsInode(t) == job.ParentNetns {
-		t.Fatal("helper runs in its parent's network namespace, not a test's own")
+	// A guard: probe only from the namespace the test made for it.
+	if ok, err := inNetns(job.Netns); !ok || err != nil {
+		t.Fatalf("helper is not in network namespace %s (%v): refusing to probe",
+			job.Netns, err)
 	}
 
-	results := make([]messages.ProbeResult, len(job.Configs))
-	for i := range job.Configs {
-		cfg := &job.Configs[i]
-		if err := cfg.Validate(); err != nil {
-			t.Fatalf("config %d: %v", cfg.ID, err)
+	outcomes := make([]netnsOutcome, len(job.Probes))
+	for i := range job.Probes {
+		pr := &job.Probes[i]
+		if err := pr.Config.Validate(); err != nil {
+			t.Fatalf("config %d: %v", pr.Config.ID, err)
 		}
-		ctx, cancel := context.WithTimeout(t.Context(), probeTimeout)
-		results[i] = mustNew(t, cfg).Probe(ctx)
-		cancel()
+		if pr.PingGroups != "" {
+			err := os.WriteFile("/proc/sys/net/ipv4/ping_group_range",
+				[]byte(pr.PingGroups), 0)
+			if err != nil {
+				t.Fatalf("setting ping_group_range: %v", err)
+			}
+		}
+		var err error
+		outcomes[i], err = runNetnsProbe(t.Context(), pr)
+		if err != nil {
+			t.Fatalf("probe %d: %v", i, err)
+		}
 	}
-	out, err := json.Marshal(results)
+	out, err := json.Marshal(outcomes)
 	if err != nil {
-		t.Fatalf("encoding results: %v", err)
+		t.Fatalf("encoding outcomes: %v", err)
 	}
 	fmt.Println(netnsResultPrefix + string(out))
+}
+
+// runNetnsProbe runs pr on a thread of its own, which ends with it, so
+// that dropping a capability affects nothing else.
+func runNetnsProbe(ctx context.Context, pr *netnsProbe) (netnsOutcome, error) {
+	type done struct {
+		o   netnsOutcome
+		err error
+	}
+	c := make(chan done, 1)
+	go func() {
+		// Never unlocked: the thread ends with the goroutine.
+		runtime.LockOSThread()
+		var o netnsOutcome
+		if pr.DropRaw {
+			if err := dropCaps(unix.CAP_NET_RAW); err != nil {
+				c <- done{err: fmt.Errorf("dropping CAP_NET_RAW: %w", err)}
+				return
+			}
+		}
+		if pr.Config.Checker == messages.CheckerICMP {
+			o.Socket = echoSocketKind(pr.Config.IP.Is6())
+		}
+		p, err := New(&pr.Config)
+		if err != nil {
+			c <- done{err: err}
+			return
+		}
+		ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		defer cancel()
+		start := time.Now()
+		o.Result = p.Probe(ctx)
+		o.Elapsed = time.Since(start)
+		c <- done{o: o}
+	}()
+	d := <-c
+	return d.o, d.err
+}
+
+// echoSocketKind says which kind of ICMP socket openEcho gives the
+// calling thread: "raw", "ping", "none" or the error it met.
+func echoSocketKind(v6 bool) string {
+	sock, err := openEcho(v6)
+	switch {
+	case errors.Is(err, ErrNoICMPSocket):
+		return "none"
+	case err != nil:
+		return err.Error()
+	}
+	defer sock.conn.Close()
+	if sock.raw {
+		return "raw"
+	}
+	return "ping"
+}
+
+// dropCaps removes caps from the calling thread's effective set.
+func dropCaps(caps ...int) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return err
+	}
+	for _, c := range caps {
+		data[c/32].Effective &^= 1 << (c % 32)
+	}
+	return unix.Capset(&hdr, &data[0])
 }

@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
 	"github.com/lbhealth/hcsupervisor/actors"
@@ -49,9 +50,13 @@ type config struct {
 	socketMode     string
 	allowShutdown  bool
 	enableFaults   bool
+	libMetrics     bool
 	metricsAddr    string
 	logLevel       string
 	logFormat      string
+
+	// bridgeStats is set by serve when the bridge runs.
+	bridgeStats *bridge.EdgeStats
 }
 
 // defaultConfig returns the defaults: Seesaw's flag defaults and socket
@@ -103,6 +108,8 @@ func (c *config) register(fs *flag.FlagSet) {
 		"let socket clients stop the server with a shutdown message")
 	fs.BoolVar(&c.enableFaults, "enable_fault_injection", c.enableFaults,
 		"let socket clients inject faults (see the inject and clear subcommands)")
+	fs.BoolVar(&c.libMetrics, "actor_lib_metrics", c.libMetrics,
+		"also export the actor library's own metrics (costly; see README)")
 	fs.StringVar(&c.metricsAddr, "metrics_addr", c.metricsAddr,
 		"HTTP listener for operators; empty disables it")
 	fs.StringVar(&c.logLevel, "log_level", c.logLevel,
@@ -149,6 +156,12 @@ func serve(cfg config, logger zerolog.Logger) error {
 		Proxy:    &actors.ProxyStats{},
 		Faults:   &actors.FaultStats{},
 	}
+	if cfg.engine != "" {
+		bridgeStats := &bridge.EdgeStats{}
+		stats.Extra = append(stats.Extra, bridgeStats)
+		stats.Engine = bridgeStats.Health
+		cfg.bridgeStats = bridgeStats
+	}
 	var fatal atomic.Pointer[error]
 	edges, err := buildEdges(cfg, logger, stats.Proxy, stop, func(err error) {
 		fatal.Store(&err)
@@ -162,10 +175,22 @@ func serve(cfg config, logger zerolog.Logger) error {
 		closeEdges(edges)
 		return err
 	}
+	tel := actors.NewTelemetry()
+	var sysOpts []actor.ConfigOption
+	if cfg.libMetrics {
+		opt, err := libraryMetrics(tel.Registry())
+		if err != nil {
+			closeEdges(edges)
+			return err
+		}
+		sysOpts = append(sysOpts, opt)
+	}
 	svc, err := actors.Start(actors.ServiceConfig{
-		Manager: managerConfig(cfg, logger, stats),
-		Edges:   edges,
-		Logger:  logger,
+		Manager:       managerConfig(cfg, logger, stats),
+		Edges:         edges,
+		Logger:        logger,
+		Telemetry:     tel,
+		SystemOptions: sysOpts,
 	})
 	if err != nil {
 		if operators != nil {
@@ -268,6 +293,7 @@ func engineEdge(cfg config, logger zerolog.Logger, onFatal func(error)) actors.E
 		FetchInterval: cfg.fetchInterval,
 		RetryDelay:    cfg.retryDelay,
 		MaxFailures:   cfg.maxFailures,
+		Stats:         cfg.bridgeStats,
 		Logger:        logger,
 	}
 	if cfg.exitOnFailures {

@@ -1,0 +1,415 @@
+package actors
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lbhealth/hcsupervisor/messages"
+)
+
+// Telemetry measures one supervision tree: its actors (messages, receive
+// time, mailbox depth, lifecycle, dead letters) and its domain (checks,
+// probes, transitions, batches, rejected configs), into a private
+// Prometheus registry. No metric has a per-check label; per-check detail
+// is what /status is for. A nil *Telemetry measures nothing. It is safe
+// for concurrent use.
+type Telemetry struct {
+	reg *prometheus.Registry
+
+	// actors holds every live measured actor by PID Id.
+	actors sync.Map
+	// kinds holds the per-kind instruments by kind name.
+	kinds sync.Map
+
+	messages    *prometheus.CounterVec
+	receive     *prometheus.HistogramVec
+	lifecycle   *prometheus.CounterVec
+	deadLetters *prometheus.CounterVec
+
+	probes          *prometheus.CounterVec
+	probeDuration   *prometheus.HistogramVec
+	startLag        prometheus.Histogram
+	transitions     *prometheus.CounterVec
+	batchSize       prometheus.Histogram
+	configsRejected *prometheus.CounterVec
+
+	// states counts checks by state; configured counts them by checker.
+	states     [3]atomic.Int64
+	configured sync.Map
+}
+
+// NewTelemetry returns a Telemetry with its own registry.
+func NewTelemetry() *Telemetry {
+	t := &Telemetry{reg: prometheus.NewRegistry()}
+	t.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hc_actor_messages_total",
+		Help: "Messages received by actors, by kind of actor and message type.",
+	}, []string{"kind", "message"})
+	t.receive = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "hc_actor_receive_duration_seconds",
+		Help:    "Time an actor spends handling one message, by kind of actor.",
+		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
+	}, []string{"kind"})
+	t.lifecycle = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hc_actor_lifecycle_total",
+		Help: "Actor spawns, stops, restarts and failures, by kind of actor.",
+	}, []string{"kind", "event"})
+	t.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hc_actor_dead_letters_total",
+		Help: "Messages sent to actors that no longer exist, by message type.",
+	}, []string{"message"})
+	t.probes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hc_probes_total",
+		Help: "Probes run, by checker and result.",
+	}, []string{"checker", "result"})
+	t.probeDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "hc_probe_duration_seconds",
+		Help:    "How long probes take, by checker.",
+		Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10),
+	}, []string{"checker"})
+	t.startLag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "hc_probe_start_lag_seconds",
+		Help:    "How late probes start against their plan.",
+		Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10),
+	})
+	t.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hc_state_transitions_total",
+		Help: "Check state changes, by old and new state.",
+	}, []string{"from", "to"})
+	t.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "hc_notification_batch_size",
+		Help:    "Notifications per batch sent by the notifier.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+	})
+	t.configsRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hc_configs_rejected_total",
+		Help: "Configs rejected, by the field or reason at fault.",
+	}, []string{"reason"})
+	t.reg.MustRegister(t.messages, t.receive, t.lifecycle, t.deadLetters,
+		t.probes, t.probeDuration, t.startLag, t.transitions, t.batchSize,
+		t.configsRejected, &gauges{t})
+	return t
+}
+
+// Registry returns the registry the Telemetry's metrics are in; callers
+// may register more collectors into it.
+func (t *Telemetry) Registry() *prometheus.Registry { return t.reg }
+
+// actorStat is one measured actor.
+type actorStat struct {
+	kind   string
+	id     string
+	parent string
+	// posted and received count mailbox traffic; their difference is the
+	// mailbox's depth.
+	posted, received atomic.Int64
+	restarts         atomic.Uint64
+	registered       bool
+}
+
+// MailboxStarted is part of actor.MailboxMiddleware.
+func (s *actorStat) MailboxStarted() {}
+
+// MessagePosted is part of actor.MailboxMiddleware.
+func (s *actorStat) MessagePosted(any) { s.posted.Add(1) }
+
+// MessageReceived is part of actor.MailboxMiddleware.
+func (s *actorStat) MessageReceived(any) { s.received.Add(1) }
+
+// MailboxEmpty is part of actor.MailboxMiddleware.
+func (s *actorStat) MailboxEmpty() {}
+
+// kindStat holds the instruments of one kind of actor.
+type kindStat struct {
+	kind    string
+	receive prometheus.Observer
+	spawns  prometheus.Counter
+	stops   prometheus.Counter
+	crashes prometheus.Counter
+	restart prometheus.Counter
+	// byType caches the message counter of each message type.
+	byType sync.Map
+}
+
+func (t *Telemetry) kind(name string) *kindStat {
+	if k, ok := t.kinds.Load(name); ok {
+		return k.(*kindStat)
+	}
+	k := &kindStat{
+		kind:    name,
+		receive: t.receive.WithLabelValues(name),
+		spawns:  t.lifecycle.WithLabelValues(name, "spawn"),
+		stops:   t.lifecycle.WithLabelValues(name, "stop"),
+		crashes: t.lifecycle.WithLabelValues(name, "failure"),
+		restart: t.lifecycle.WithLabelValues(name, "restart"),
+	}
+	actual, _ := t.kinds.LoadOrStore(name, k)
+	return actual.(*kindStat)
+}
+
+func (t *Telemetry) counter(k *kindStat, msg any) prometheus.Counter {
+	typ := reflect.TypeOf(msg)
+	if c, ok := k.byType.Load(typ); ok {
+		return c.(prometheus.Counter)
+	}
+	c := t.messages.WithLabelValues(k.kind, typeName(msg))
+	k.byType.Store(typ, c)
+	return c
+}
+
+// typeName names a message's type without pointer or module path, e.g.
+// "messages.UpdateConfigs".
+func typeName(msg any) string {
+	return strings.TrimLeft(fmt.Sprintf("%T", msg), "*")
+}
+
+// Wrap adds measurement to props of one actor of the given kind: a
+// mailbox middleware and a receiver middleware. Each spawn needs props
+// of its own. Wrap on a nil Telemetry returns props as they are.
+func (t *Telemetry) Wrap(kind string, props *actor.Props) *actor.Props {
+	if t == nil {
+		return props
+	}
+	st := &actorStat{kind: kind}
+	k := t.kind(kind)
+	return props.Configure(
+		actor.WithMailbox(actor.Unbounded(st)),
+		actor.WithReceiverMiddleware(t.middleware(st, k)),
+	)
+}
+
+func (t *Telemetry) middleware(st *actorStat, k *kindStat) actor.ReceiverMiddleware {
+	return func(next actor.ReceiverFunc) actor.ReceiverFunc {
+		return func(c actor.ReceiverContext, env *actor.MessageEnvelope) {
+			t.lifecycleEvent(st, k, c, env.Message)
+			start := time.Now()
+			defer func() {
+				if r := recover(); r != nil {
+					// The mailbox skips MessageReceived after a panic.
+					st.received.Add(1)
+					k.crashes.Inc()
+					panic(r)
+				}
+			}()
+			next(c, env)
+			k.receive.Observe(time.Since(start).Seconds())
+			t.counter(k, env.Message).Inc()
+		}
+	}
+}
+
+// lifecycleEvent registers, counts and forgets actors as they start,
+// restart and stop.
+func (t *Telemetry) lifecycleEvent(st *actorStat, k *kindStat,
+	c actor.ReceiverContext, msg any) {
+	switch msg.(type) {
+	case *actor.Started:
+		if st.registered {
+			return
+		}
+		st.registered = true
+		st.id = c.Self().Id
+		if p := c.Parent(); p != nil {
+			st.parent = p.Id
+		}
+		t.actors.Store(st.id, st)
+		k.spawns.Inc()
+	case *actor.Restarting:
+		st.restarts.Add(1)
+		k.restart.Inc()
+	case *actor.Stopped:
+		t.actors.Delete(st.id)
+		k.stops.Inc()
+	}
+}
+
+// WatchDeadLetters counts the dead letters of sys until the returned
+// function is called.
+func (t *Telemetry) WatchDeadLetters(sys *actor.ActorSystem) (stop func()) {
+	if t == nil {
+		return func() {}
+	}
+	var byType sync.Map
+	sub := sys.EventStream.Subscribe(func(evt any) {
+		dl, ok := evt.(*actor.DeadLetterEvent)
+		if !ok {
+			return
+		}
+		typ := reflect.TypeOf(dl.Message)
+		c, ok := byType.Load(typ)
+		if !ok {
+			c, _ = byType.LoadOrStore(typ,
+				t.deadLetters.WithLabelValues(typeName(dl.Message)))
+		}
+		c.(prometheus.Counter).Inc()
+	})
+	return func() { sys.EventStream.Unsubscribe(sub) }
+}
+
+// Tree returns every live measured actor, parents before children.
+func (t *Telemetry) Tree() *messages.TreeReport {
+	rep := &messages.TreeReport{}
+	if t == nil {
+		return rep
+	}
+	t.actors.Range(func(_, v any) bool {
+		st := v.(*actorStat)
+		rep.Actors = append(rep.Actors, messages.ActorReport{
+			ID:       st.id,
+			Parent:   st.parent,
+			Kind:     st.kind,
+			Mailbox:  max(st.posted.Load()-st.received.Load(), 0),
+			Restarts: st.restarts.Load(),
+		})
+		return true
+	})
+	slices.SortFunc(rep.Actors, func(a, b messages.ActorReport) int {
+		return strings.Compare(a.ID, b.ID)
+	})
+	return rep
+}
+
+// probeDone records one probe's outcome and how late it started.
+func (t *Telemetry) probeDone(checker messages.CheckerType,
+	res messages.ProbeResult, lag time.Duration) {
+	if t == nil {
+		return
+	}
+	result := "failure"
+	if res.Success {
+		result = "success"
+	}
+	t.probes.WithLabelValues(string(checker), result).Inc()
+	t.probeDuration.WithLabelValues(string(checker)).Observe(res.Duration.Seconds())
+	t.startLag.Observe(max(lag, 0).Seconds())
+}
+
+// transition records a check's change of state.
+func (t *Telemetry) transition(from, to messages.State) {
+	if t == nil || from == to {
+		return
+	}
+	t.transitions.WithLabelValues(from.String(), to.String()).Inc()
+	t.states[from].Add(-1)
+	t.states[to].Add(1)
+}
+
+// checkAdded and checkRemoved keep the counts by state and checker.
+func (t *Telemetry) checkAdded(checker messages.CheckerType) {
+	if t == nil {
+		return
+	}
+	t.states[messages.StateUnknown].Add(1)
+	t.configuredCount(checker).Add(1)
+}
+
+func (t *Telemetry) checkRemoved(checker messages.CheckerType, st messages.State) {
+	if t == nil {
+		return
+	}
+	t.states[st].Add(-1)
+	t.configuredCount(checker).Add(-1)
+}
+
+func (t *Telemetry) checkerChanged(from, to messages.CheckerType) {
+	if t == nil || from == to {
+		return
+	}
+	t.configuredCount(from).Add(-1)
+	t.configuredCount(to).Add(1)
+}
+
+func (t *Telemetry) configuredCount(checker messages.CheckerType) *atomic.Int64 {
+	c, _ := t.configured.LoadOrStore(checker, &atomic.Int64{})
+	return c.(*atomic.Int64)
+}
+
+// checks returns how many checks are configured.
+func (t *Telemetry) checks() int {
+	var n int64
+	for i := range t.states {
+		n += t.states[i].Load()
+	}
+	return int(n)
+}
+
+// batchSent records the size of a notification batch.
+func (t *Telemetry) batchSent(n int) {
+	if t != nil {
+		t.batchSize.Observe(float64(n))
+	}
+}
+
+// configRejected counts a rejected config by the field or reason its
+// error starts with, so that the label's values stay few.
+func (t *Telemetry) configRejected(err error) {
+	if t == nil {
+		return
+	}
+	msg := strings.TrimPrefix(err.Error(), messages.ErrInvalidConfig.Error()+": ")
+	reason, _, _ := strings.Cut(msg, ":")
+	if strings.HasPrefix(reason, "unknown field") {
+		reason = "unknown field"
+	}
+	if strings.ContainsAny(reason, " \"") && reason != "unknown field" &&
+		reason != "not supported yet" {
+		reason = "malformed"
+	}
+	t.configsRejected.WithLabelValues(reason).Inc()
+}
+
+// gauges exports the counts kept by state and checker.
+type gauges struct{ t *Telemetry }
+
+var (
+	checksDesc = prometheus.NewDesc("hc_checks",
+		"Configured checks by state.", []string{"state"}, nil)
+	configuredDesc = prometheus.NewDesc("hc_checks_configured",
+		"Configured checks by checker.", []string{"checker"}, nil)
+	mailboxDesc = prometheus.NewDesc("hc_actor_mailbox_depth",
+		"Messages waiting in mailboxes, summed by kind of actor.",
+		[]string{"kind"}, nil)
+	actorsDesc = prometheus.NewDesc("hc_actors",
+		"Live actors, by kind.", []string{"kind"}, nil)
+)
+
+func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
+	ch <- checksDesc
+	ch <- configuredDesc
+	ch <- mailboxDesc
+	ch <- actorsDesc
+}
+
+func (g *gauges) Collect(ch chan<- prometheus.Metric) {
+	for st := range g.t.states {
+		ch <- prometheus.MustNewConstMetric(checksDesc, prometheus.GaugeValue,
+			float64(g.t.states[st].Load()), messages.State(st).String())
+	}
+	g.t.configured.Range(func(k, v any) bool {
+		ch <- prometheus.MustNewConstMetric(configuredDesc, prometheus.GaugeValue,
+			float64(v.(*atomic.Int64).Load()), string(k.(messages.CheckerType)))
+		return true
+	})
+	depth := make(map[string]int64)
+	count := make(map[string]int64)
+	g.t.actors.Range(func(_, v any) bool {
+		st := v.(*actorStat)
+		depth[st.kind] += max(st.posted.Load()-st.received.Load(), 0)
+		count[st.kind]++
+		return true
+	})
+	for kind, d := range depth {
+		ch <- prometheus.MustNewConstMetric(mailboxDesc, prometheus.GaugeValue,
+			float64(d), kind)
+		ch <- prometheus.MustNewConstMetric(actorsDesc, prometheus.GaugeValue,
+			float64(count[kind]), kind)
+	}
+}
