@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/user"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -28,9 +32,12 @@ type client struct {
 	log  zerolog.Logger
 
 	// out is the writer's queue; the proxy closes it to end the writer.
-	out      chan []byte
-	closed   bool
-	dropping bool
+	out    chan []byte
+	closed bool
+	// backlog holds what did not fit in out; wantDrain asks the writer to
+	// tell the proxy when out is empty.
+	backlog   backlog
+	wantDrain atomic.Bool
 
 	readerDone chan struct{}
 	writerDone chan struct{}
@@ -51,7 +58,17 @@ func newClient(id uint64, conn net.Conn, cfg ProxyConfig, log zerolog.Logger) *c
 // start runs the client's reader and writer.
 func (cl *client) start(proxy *actor.PID, root *actor.RootContext) {
 	go cl.read(proxy, root)
-	go cl.write()
+	go cl.write(proxy, root)
+}
+
+// offer queues a line for the writer if there is room.
+func (cl *client) offer(line []byte) bool {
+	select {
+	case cl.out <- line:
+		return true
+	default:
+		return false
+	}
 }
 
 // read decodes lines until the connection ends, sending each to the proxy.
@@ -109,8 +126,9 @@ func readLine(r *bufio.Reader, max int) ([]byte, error) {
 }
 
 // write sends queued lines until the queue is closed, then closes the
-// connection. After a failed write it discards lines until then.
-func (cl *client) write() {
+// connection. After a failed write it discards lines until then. When
+// the proxy holds a backlog, it says so each time the queue empties.
+func (cl *client) write(proxy *actor.PID, root *actor.RootContext) {
 	defer close(cl.writerDone)
 	defer cl.conn.Close()
 	failed := false
@@ -123,9 +141,22 @@ func (cl *client) write() {
 			cl.log.Warn().Err(err).Msg("client_write_failed")
 			failed = true
 			cl.conn.Close()
+			continue
+		}
+		if len(cl.out) == 0 && cl.wantDrain.CompareAndSwap(true, false) {
+			root.Send(proxy, &clientDrained{client: cl})
 		}
 	}
 }
+
+// clientDrained says a slow client's queue has emptied.
+type clientDrained struct {
+	client *client
+}
+
+// IgnoreDeadLetterLogging keeps a drain that outlives the proxy out of
+// the dead-letter log.
+func (*clientDrained) IgnoreDeadLetterLogging() {}
 
 // close ends the writer, which flushes and then closes the connection.
 func (cl *client) close() {
@@ -145,6 +176,44 @@ func (cl *client) wait() {
 		<-cl.writerDone
 	}
 	<-cl.readerDone
+}
+
+// peerUID returns the user ID of a unix connection's peer.
+func peerUID(conn net.Conn) (uint32, bool) {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return 0, false
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var uid uint32
+	found := false
+	raw.Control(func(fd uintptr) {
+		cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if err == nil {
+			uid, found = cred.Uid, true
+		}
+	})
+	return uid, found
+}
+
+// chownGroup gives the named group (or numeric group ID) ownership of
+// path.
+func chownGroup(path, group string) error {
+	gid, err := strconv.Atoi(group)
+	if err != nil {
+		g, lerr := user.LookupGroup(group)
+		if lerr != nil {
+			return fmt.Errorf("-socket_group: %w", lerr)
+		}
+		gid, _ = strconv.Atoi(g.Gid)
+	}
+	if err := os.Chown(path, -1, gid); err != nil {
+		return fmt.Errorf("-socket_group: %w", err)
+	}
+	return nil
 }
 
 // peerFields logs the peer's credentials where the kernel reports them.

@@ -16,6 +16,9 @@ import (
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
+// DefaultMaxChecks is the default of ManagerConfig.MaxChecks.
+const DefaultMaxChecks = 250_000
+
 // DefaultNotifyInterval is how often the manager re-sends every check's
 // status, as Seesaw's -notify_interval.
 const DefaultNotifyInterval = 15 * time.Second
@@ -36,6 +39,11 @@ type ManagerConfig struct {
 	BatchDelay time.Duration
 	// DryRun makes every probe succeed without touching the network.
 	DryRun bool
+	// MaxChecks bounds the checks the manager runs. An update naming more
+	// keeps the checks already running, then the new ones in the update's
+	// order, up to the bound; the rest are rejected, counted and logged.
+	// Default 250,000.
+	MaxChecks int
 	// NewProber builds a check's prober. Default probe.New; tests and fault
 	// injection substitute their own.
 	NewProber func(*messages.Config) (Prober, error)
@@ -59,6 +67,7 @@ type ManagerConfig struct {
 func DefaultManagerConfig() ManagerConfig {
 	return ManagerConfig{
 		NotifyInterval:    DefaultNotifyInterval,
+		MaxChecks:         DefaultMaxChecks,
 		BatchSize:         DefaultBatchSize,
 		BatchDelay:        DefaultBatchDelay,
 		RestartBackoffMin: DefaultRestartBackoffMin,
@@ -127,6 +136,9 @@ func NewManager(cfg ManagerConfig) *actor.Props {
 	}
 	if cfg.NewProber == nil {
 		cfg.NewProber = def.NewProber
+	}
+	if cfg.MaxChecks <= 0 {
+		cfg.MaxChecks = def.MaxChecks
 	}
 	if cfg.RestartBackoffMin <= 0 {
 		cfg.RestartBackoffMin = def.RestartBackoffMin
@@ -223,9 +235,10 @@ func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 	if m.draining {
 		return
 	}
-	desired := make(map[uint64]bool, len(msg.Configs))
+	configs := m.bounded(msg.Configs)
+	desired := make(map[uint64]bool, len(configs))
 	var added, updated, unchanged int
-	for _, cfg := range msg.Configs {
+	for _, cfg := range configs {
 		desired[cfg.ID] = true
 		switch rec, ok := m.records[cfg.ID]; {
 		case !ok:
@@ -251,6 +264,28 @@ func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 		Int("unchanged", unchanged).Int("removed", removed).
 		Int("rejected", len(msg.Rejected)).Int("checks", len(m.records)).
 		Msg("configs_applied")
+}
+
+// bounded returns configs cut to MaxChecks: the running checks' configs
+// first, then new ones in order.
+func (m *manager) bounded(configs []messages.Config) []messages.Config {
+	if len(configs) <= m.cfg.MaxChecks {
+		return configs
+	}
+	kept := make([]messages.Config, 0, m.cfg.MaxChecks)
+	for _, running := range []bool{true, false} {
+		for _, cfg := range configs {
+			_, ok := m.records[cfg.ID]
+			if ok == running && len(kept) < m.cfg.MaxChecks {
+				kept = append(kept, cfg)
+			}
+		}
+	}
+	dropped := len(configs) - len(kept)
+	m.cfg.Telemetry.configsOverLimit(dropped)
+	m.log.Error().Int("configs", len(configs)).Int("max_checks", m.cfg.MaxChecks).
+		Int("rejected", dropped).Msg("too_many_checks")
+	return kept
 }
 
 func (m *manager) add(c actor.Context, cfg messages.Config) {

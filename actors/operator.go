@@ -155,7 +155,10 @@ func newStatsCollector(stats OperatorStats) *statsCollector {
 			"Notifications by what the notifier did with them.",
 			[]string{"outcome"}, nil),
 		proxy: prometheus.NewDesc("hc_proxy_lines_total",
-			"Lines to socket clients that went wrong, by reason.",
+			"Socket lines that went wrong, by reason: rejected (answered "+
+				"with an error), dropped (a reply a slow client's backlog "+
+				"could not hold), superseded (a notification a slow client "+
+				"got only in its newer form), refused_connection.",
 			[]string{"reason"}, nil),
 		client: prometheus.NewDesc("hc_proxy_clients",
 			"Socket clients connected.", nil, nil),
@@ -202,6 +205,10 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 			float64(p.LinesRejected.Load()), "rejected")
 		ch <- prometheus.MustNewConstMetric(c.proxy, prometheus.CounterValue,
 			float64(p.LinesDropped.Load()), "dropped")
+		ch <- prometheus.MustNewConstMetric(c.proxy, prometheus.CounterValue,
+			float64(p.Superseded.Load()), "superseded")
+		ch <- prometheus.MustNewConstMetric(c.proxy, prometheus.CounterValue,
+			float64(p.Refused.Load()), "refused_connection")
 		ch <- prometheus.MustNewConstMetric(c.client, prometheus.GaugeValue,
 			float64(p.Clients.Load()))
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,8 @@ const (
 	DefaultMaxLineBytes             = 16 << 20
 	DefaultClientQueue              = 1000
 	DefaultWriteTimeout             = 10 * time.Second
+	DefaultMaxClients               = 64
+	DefaultMaxConfigs               = 250_000
 )
 
 // statusTimeout bounds how long a client's request_status waits for the
@@ -36,9 +39,24 @@ type ProxyConfig struct {
 	// MaxLineBytes bounds one line from a client; a longer line is
 	// discarded with an error reply. Default 16 MiB.
 	MaxLineBytes int
-	// ClientQueue is how many lines may wait for a slow client before
-	// further lines to it are dropped (and counted). Default 1000.
+	// ClientQueue is how many lines may wait for a client's writer.
+	// Beyond it, a slow client's notifications wait in a backlog that
+	// keeps only the newest of each check (the older are counted as
+	// superseded), and its replies wait in order (up to 1000; more are
+	// dropped and counted). Default 1000.
 	ClientQueue int
+	// MaxClients bounds the clients connected at once; one more is told
+	// so and disconnected. Default 64.
+	MaxClients int
+	// MaxConfigs bounds the configs of one update_configs; a longer one is
+	// rejected whole. Default 250,000.
+	MaxConfigs int
+	// Group, if set, owns the socket file (with Mode, e.g. 0660, it lets
+	// the group's members connect).
+	Group string
+	// AllowUIDs, if set, are the only user IDs (besides the server's own)
+	// whose connections are served; others are told so and disconnected.
+	AllowUIDs []uint32
 	// WriteTimeout bounds one write to a client. Default 10s.
 	WriteTimeout time.Duration
 	// AllowShutdown lets clients stop the server with a shutdown message;
@@ -61,9 +79,15 @@ type ProxyStats struct {
 	Clients atomic.Int64
 	// LinesRejected counts lines answered with an error.
 	LinesRejected atomic.Uint64
-	// LinesDropped counts lines not written to a client whose queue was
-	// full.
+	// LinesDropped counts replies not written to a client whose backlog
+	// was full.
 	LinesDropped atomic.Uint64
+	// Superseded counts notifications a slow client never got because a
+	// newer one of the same check replaced it in its backlog.
+	Superseded atomic.Uint64
+	// Refused counts connections turned away: too many clients, or a
+	// user ID not allowed.
+	Refused atomic.Uint64
 }
 
 func (cfg *ProxyConfig) applyDefaults() {
@@ -78,6 +102,12 @@ func (cfg *ProxyConfig) applyDefaults() {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = DefaultMaxClients
+	}
+	if cfg.MaxConfigs <= 0 {
+		cfg.MaxConfigs = DefaultMaxConfigs
 	}
 	if cfg.Stats == nil {
 		cfg.Stats = &ProxyStats{}
@@ -115,6 +145,8 @@ type proxyState struct {
 	// actor, so a stop can close them.
 	mu        sync.Mutex
 	unclaimed map[net.Conn]bool
+	// refusing tracks the goroutines telling refused connections why.
+	refusing sync.WaitGroup
 }
 
 // clientConnected hands the proxy a new connection.
@@ -145,7 +177,7 @@ func (*clientGone) IgnoreDeadLetterLogging() {}
 // it. The socket is closed and removed when the edge's actor stops.
 func ListenProxy(cfg ProxyConfig) (Edge, error) {
 	cfg.applyDefaults()
-	ln, err := listenUnix(cfg.Path, cfg.Mode)
+	ln, err := listenUnix(cfg.Path, cfg.Mode, cfg.Group)
 	if err != nil {
 		return Edge{}, err
 	}
@@ -168,7 +200,7 @@ func ListenProxy(cfg ProxyConfig) (Edge, error) {
 
 // listenUnix listens on path with the given mode, replacing a stale socket
 // file but never one a live server answers on.
-func listenUnix(path string, mode os.FileMode) (*net.UnixListener, error) {
+func listenUnix(path string, mode os.FileMode, group string) (*net.UnixListener, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("listen %s: exists and is not a socket", path)
@@ -189,6 +221,12 @@ func listenUnix(path string, mode os.FileMode) (*net.UnixListener, error) {
 		ln.Close()
 		return nil, fmt.Errorf("listen %s: setting mode %v: %w", path, mode, err)
 	}
+	if group != "" {
+		if err := chownGroup(path, group); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen %s: %w", path, err)
+		}
+	}
 	return ln, nil
 }
 
@@ -203,6 +241,8 @@ func (p *proxy) Receive(c actor.Context) {
 		p.handleConnected(c, m.conn)
 	case *clientGone:
 		p.remove(m.client)
+	case *clientDrained:
+		p.flushBacklog(m.client)
 	case *messages.InjectFault:
 		p.sufferFault(c, m)
 	case *messages.Crash:
@@ -247,6 +287,10 @@ func (p *proxy) handleConnected(c actor.Context, conn net.Conn) {
 	delete(p.unclaimed, conn)
 	p.mu.Unlock()
 
+	if reason := p.refusal(conn); reason != "" {
+		p.refuse(conn, reason)
+		return
+	}
 	p.nextID++
 	cl := newClient(p.nextID, conn, p.cfg, p.log)
 	p.clients[cl.id] = cl
@@ -268,6 +312,12 @@ func (p *proxy) handleRequest(c actor.Context, r *clientRequest) {
 	}
 	switch m := r.msg.(type) {
 	case *messages.UpdateConfigs:
+		if n := len(m.Configs) + len(m.Rejected); n > p.cfg.MaxConfigs {
+			p.reject(cl, &messages.Error{Message: fmt.Sprintf(
+				"update_configs: %d configs, over the limit of %d "+
+					"(-max_configs_per_message); nothing applied", n, p.cfg.MaxConfigs)})
+			return
+		}
 		for _, rej := range m.Rejected {
 			p.reject(cl, messages.ErrorFor(rej))
 		}
@@ -372,26 +422,106 @@ func (p *proxy) broadcast(batch *messages.NotificationBatch) {
 		return
 	}
 	for _, cl := range p.clients {
-		p.enqueue(cl, line)
+		if cl.closed {
+			continue
+		}
+		if cl.backlog.empty() && cl.offer(line) {
+			continue
+		}
+		p.holdBack(cl)
+		n := cl.backlog.addNotes(batch.Notifications)
+		p.cfg.Stats.Superseded.Add(uint64(n))
+		p.kick(cl)
 	}
 }
 
-// enqueue hands a line to a client's writer without ever blocking: a
-// client too slow to keep up loses the line, which is counted and logged.
+// enqueue hands a reply to a client's writer without ever blocking: a
+// client too slow to keep up gets it later, from its backlog.
 func (p *proxy) enqueue(cl *client, line []byte) {
 	if cl.closed {
 		return
 	}
-	select {
-	case cl.out <- line:
-		cl.dropping = false
-	default:
+	if cl.backlog.empty() && cl.offer(line) {
+		return
+	}
+	p.holdBack(cl)
+	if !cl.backlog.addReply(line) {
 		p.cfg.Stats.LinesDropped.Add(1)
-		if !cl.dropping {
-			cl.dropping = true
-			cl.log.Warn().Int("queue", cap(cl.out)).Msg("client_too_slow_dropping")
+		cl.log.Warn().Msg("client_backlog_full_reply_dropped")
+	}
+	p.kick(cl)
+}
+
+// kick flushes the backlog itself when the writer emptied the queue
+// before it could see that a backlog began; the flag's swap makes sure
+// only one of the two does it.
+func (p *proxy) kick(cl *client) {
+	if len(cl.out) == 0 && cl.wantDrain.CompareAndSwap(true, false) {
+		p.flushBacklog(cl)
+	}
+}
+
+// holdBack starts keeping a backlog for a client whose queue is full, and
+// asks its writer to say when the queue has emptied.
+func (p *proxy) holdBack(cl *client) {
+	if !cl.backlog.empty() {
+		return
+	}
+	cl.log.Warn().Int("queue", cap(cl.out)).Msg("client_slow_holding_back")
+	cl.wantDrain.Store(true)
+}
+
+// flushBacklog moves a slow client's backlog into its emptied queue:
+// replies first, then one batch of the newest notifications.
+func (p *proxy) flushBacklog(cl *client) {
+	if p.clients[cl.id] != cl || cl.backlog.empty() {
+		return
+	}
+	for len(cl.backlog.replies) > 0 && cl.offer(cl.backlog.replies[0]) {
+		cl.backlog.replies = cl.backlog.replies[1:]
+	}
+	if len(cl.backlog.replies) == 0 && len(cl.backlog.order) > 0 {
+		line, err := messages.EncodeLine(cl.backlog.takeNotes())
+		if err == nil && !cl.offer(line) {
+			cl.backlog.replies = append(cl.backlog.replies, line)
 		}
 	}
+	if cl.backlog.empty() {
+		cl.log.Info().Msg("client_caught_up")
+		return
+	}
+	cl.wantDrain.Store(true)
+}
+
+// refusal says why conn may not be served, or "" when it may.
+func (p *proxy) refusal(conn net.Conn) string {
+	if len(p.clients) >= p.cfg.MaxClients {
+		return fmt.Sprintf("too many clients (limit %d, -max_clients)", p.cfg.MaxClients)
+	}
+	if len(p.cfg.AllowUIDs) == 0 {
+		return ""
+	}
+	uid, ok := peerUID(conn)
+	switch {
+	case !ok:
+		return "peer credentials unavailable"
+	case uid == uint32(os.Getuid()) || slices.Contains(p.cfg.AllowUIDs, uid):
+		return ""
+	}
+	return fmt.Sprintf("user %d may not connect (-allow_uid)", uid)
+}
+
+// refuse tells a connection why it is refused and closes it, in a
+// goroutine bounded by the write timeout.
+func (p *proxy) refuse(conn net.Conn, reason string) {
+	p.cfg.Stats.Refused.Add(1)
+	p.log.Warn().Str("reason", reason).Func(peerFields(conn)).Msg("client_refused")
+	line, _ := messages.EncodeLine(&messages.Error{Message: reason})
+	p.refusing.Go(func() {
+		defer conn.Close()
+		conn.SetWriteDeadline(time.Now().Add(p.cfg.WriteTimeout))
+		conn.Write(line)
+	})
 }
 
 func (p *proxy) remove(cl *client) {
@@ -418,6 +548,7 @@ func (p *proxy) shutdown() {
 	clear(p.unclaimed)
 	p.mu.Unlock()
 
+	p.refusing.Wait()
 	for _, cl := range p.clients {
 		cl.close()
 	}

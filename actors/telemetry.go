@@ -366,6 +366,13 @@ func (t *Telemetry) configRejected(err error) {
 	t.configsRejected.WithLabelValues(reason).Inc()
 }
 
+// configsOverLimit counts configs rejected for exceeding the check limit.
+func (t *Telemetry) configsOverLimit(n int) {
+	if t != nil && n > 0 {
+		t.configsRejected.WithLabelValues("max_checks").Add(float64(n))
+	}
+}
+
 // gauges exports the counts kept by state and checker.
 type gauges struct{ t *Telemetry }
 

@@ -3,13 +3,9 @@
 package probe
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -306,11 +302,22 @@ func (p *nsPair) addV6() error {
 		"dev", p.beLink, "nodad")
 }
 
-// requireFamily skips the test if the pair lacks the family f.
-func (p *nsPair) requireFamily(t *testing.T, f netFamily) {
+// families returns the address families the pair has.
+func (p *nsPair) families() []netFamily {
+	if p.noV6 != nil {
+		return []netFamily{fam4}
+	}
+	return []netFamily{fam4, fam6}
+}
+
+// reportMissingFamilies adds a skipped subtest, saying why, for each
+// family the pair lacks.
+func (p *nsPair) reportMissingFamilies(t *testing.T) {
 	t.Helper()
-	if f == fam6 && p.noV6 != nil {
-		t.Skip("no IPv6 in the test namespaces:", p.noV6)
+	if p.noV6 != nil {
+		t.Run(fam6.name, func(t *testing.T) {
+			t.Skip("no IPv6 in the test namespaces:", p.noV6)
+		})
 	}
 }
 
@@ -432,338 +439,145 @@ func serveUDPConn(
 	return addrPort(t, pc.LocalAddr())
 }
 
+// steering is how TestMarkSteersProbe marks a probe, and whether the
+// mark should take it to the backend.
+type steering struct {
+	name      string
+	mode      messages.Mode
+	mark      int
+	wantReach bool
+}
+
+// steerings are the markings of TestMarkSteersProbe: the right mark in
+// both modes that use one, no mark, and another mark.
+var steerings = []steering{
+	{"dsr marked", messages.ModeDSR, steerMark, true},
+	{"tun marked", messages.ModeTUN, steerMark, true},
+	{"unmarked", messages.ModePlain, 0, false},
+	{"dsr wrong mark", messages.ModeDSR, steerMark + 1, false},
+}
+
+// vipChecker is a checker that TestMarkSteersProbe runs against one of
+// the vipBackends.
+type vipChecker struct {
+	checker messages.CheckerType
+	target  netip.AddrPort
+	edit    func(*messages.Config) // sets the checker's own fields
+	served  *atomic.Int32          // probes the backend answered
+}
+
+// checkers returns a checker of each of b's servers.
+func (b *vipBackends) checkers() []vipChecker {
+	return []vipChecker{
+		{messages.CheckerTCP, b.tcp, func(c *messages.Config) {
+			c.Send, c.Receive = "PING\r\n", "+PONG"
+		}, &b.tcpN},
+		{messages.CheckerHTTP, b.http, func(c *messages.Config) {
+			c.Path, c.Response = "/healthz", "hello"
+		}, &b.httpN},
+		{messages.CheckerUDP, b.udp, func(c *messages.Config) {
+			c.Send, c.Receive = "ping", "pong"
+		}, &b.udpN},
+		{messages.CheckerDNS, b.dns, func(c *messages.Config) {
+			c.Query = "a.example.test"
+			c.ExpectedIPs = []netip.Addr{netip.MustParseAddr("192.0.2.2")}
+		}, &b.dnsN},
+	}
+}
+
+// steeredConfig returns the config, numbered id, of a probe by ck of
+// family f marked as s says.
+func steeredConfig(
+	t *testing.T, id int, f netFamily, ck vipChecker, s steering,
+) messages.Config {
+	t.Helper()
+	return testConfig(t, ck.checker, ck.target, func(c *messages.Config) {
+		ck.edit(c)
+		c.ID = uint64(id)
+		c.Mode, c.Mark = s.mode, s.mark
+		if s.mode != messages.ModePlain {
+			c.Backend = f.backend
+		}
+	})
+}
+
 // TestMarkSteersProbe runs the tcp, http, udp and dns probers, over IPv4
 // and IPv6, from a namespace whose only route to the VIP is a policy
 // route for packets marked steerMark, to backends on the VIP in another
 // namespace. Marked probes in DSR and TUN modes must reach the backends
-// and succeed; unmarked and wrongly marked probes must find no route. So
-// the mark, set by the prober on its socket, is what steers each probe,
-// as IPVS steers Seesaw's DSR and TUN health checks.
+// and succeed; unmarked and wrongly marked probes must find no route, and
+// the backends must see only the marked ones. So the mark, set by the
+// prober on its socket, is what steers each probe, as IPVS steers
+// Seesaw's DSR and TUN health checks.
 func TestMarkSteersProbe(t *testing.T) {
 	requireNetns(t)
 	checkNoLeaks(t)
 	pair := newNSPair(t)
 
-	steerings := []struct {
-		name      string
-		mode      messages.Mode
-		mark      int
-		wantReach bool
-	}{
-		{"dsr marked", messages.ModeDSR, steerMark, true},
-		{"tun marked", messages.ModeTUN, steerMark, true},
-		{"unmarked", messages.ModePlain, 0, false},
-		{"dsr wrong mark", messages.ModeDSR, steerMark + 1, false},
-	}
-	type checker struct {
-		checker messages.CheckerType
-		target  netip.AddrPort
-		edit    func(*messages.Config)
-		served  *atomic.Int32
-	}
-	checkers := func(b *vipBackends) []checker {
-		return []checker{
-			{messages.CheckerTCP, b.tcp, func(c *messages.Config) {
-				c.Send, c.Receive = "PING\r\n", "+PONG"
-			}, &b.tcpN},
-			{messages.CheckerHTTP, b.http, func(c *messages.Config) {
-				c.Path, c.Response = "/healthz", "hello"
-			}, &b.httpN},
-			{messages.CheckerUDP, b.udp, func(c *messages.Config) {
-				c.Send, c.Receive = "ping", "pong"
-			}, &b.udpN},
-			{messages.CheckerDNS, b.dns, func(c *messages.Config) {
-				c.Query = "a.example.test"
-				c.ExpectedIPs = []netip.Addr{netip.MustParseAddr("192.0.2.2")}
-			}, &b.dnsN},
-		}
-	}
-
-	// Every probe of both families runs in one helper process.
-	type probeCase struct {
+	// Every probe, of every family, runs in one helper process.
+	type steered struct {
 		fam       netFamily
 		name      string
 		wantReach bool
 	}
 	var probes []netnsProbe
-	var cases []probeCase
-	served := map[netFamily][]checker{}
-	for _, f := range []netFamily{fam4, fam6} {
-		if f == fam6 && pair.noV6 != nil {
-			continue
-		}
+	var cases []steered
+	checkers := map[netFamily][]vipChecker{}
+	for _, f := range pair.families() {
 		pair.steer(t, f)
-		served[f] = checkers(startVIPBackends(t, pair.backend, f.vip))
-		for _, ck := range served[f] {
+		checkers[f] = startVIPBackends(t, pair.backend, f.vip).checkers()
+		for _, ck := range checkers[f] {
 			for _, s := range steerings {
-				cfg := testConfig(t, ck.checker, ck.target, func(c *messages.Config) {
-					ck.edit(c)
-					c.ID = uint64(len(probes) + 1)
-					c.Mode, c.Mark = s.mode, s.mark
-					if s.mode != messages.ModePlain {
-						c.Backend = f.backend
-					}
-				})
+				cfg := steeredConfig(t, len(probes)+1, f, ck, s)
 				probes = append(probes, netnsProbe{Config: cfg})
-				cases = append(cases, probeCase{
-					fam:       f,
-					name:      string(ck.checker) + " " + s.name,
-					wantReach: s.wantReach,
-				})
+				name := string(ck.checker) + " " + s.name
+				cases = append(cases, steered{f, name, s.wantReach})
 			}
 		}
 	}
 	outcomes := probeInNetns(t, pair.lb, probes)
 
-	for _, f := range []netFamily{fam4, fam6} {
+	for _, f := range pair.families() {
 		t.Run(f.name, func(t *testing.T) {
-			pair.requireFamily(t, f)
 			for i, tc := range cases {
-				if tc.fam != f {
-					continue
-				}
-				t.Run(tc.name, func(t *testing.T) {
-					got := outcomes[i].Result
-					t.Log(got.Message)
-					if tc.wantReach {
-						checkResult(t, got, true, "")
-						return
-					}
-					checkResult(t, got, false, "network is unreachable")
-				})
-			}
-
-			// Only the marked probes reached the backends: one per
-			// marked mode.
-			var reaching int32
-			for _, s := range steerings {
-				if s.wantReach {
-					reaching++
+				if tc.fam == f {
+					t.Run(tc.name, func(t *testing.T) {
+						checkSteered(t, outcomes[i].Result, tc.wantReach)
+					})
 				}
 			}
-			for _, ck := range served[f] {
-				if got := ck.served.Load(); got != reaching {
-					t.Errorf("%s backend answered %d probes, "+
-						"want %d (the marked ones)", ck.checker, got, reaching)
-				}
-			}
+			checkServed(t, checkers[f])
 		})
 	}
+	pair.reportMissingFamilies(t)
 }
 
-// netnsHelperEnv names the environment variable that carries the work of
-// TestNetnsProbeHelper, in JSON: a netnsHelperJob.
-const netnsHelperEnv = "HCSUPERVISOR_PROBE_NETNS_HELPER"
-
-// netnsResultPrefix starts the line on which the helper reports its
-// outcomes, in JSON.
-const netnsResultPrefix = "netns-probe-outcomes: "
-
-// netnsHelperJob is what probeInNetns asks of the helper process.
-type netnsHelperJob struct {
-	// Probes are run in order, one at a time.
-	Probes []netnsProbe
-	// Netns names the namespace the helper must run in; it refuses to
-	// probe from any other.
-	Netns string
-}
-
-// netnsProbe is one probe for the helper to run.
-type netnsProbe struct {
-	Config messages.Config
-	// PingGroups, if set, is first written to net.ipv4.ping_group_range
-	// of the namespace.
-	PingGroups string
-	// DropRaw drops CAP_NET_RAW from the probing thread first.
-	DropRaw bool
-}
-
-// netnsOutcome is the outcome of a netnsProbe.
-type netnsOutcome struct {
-	Result  messages.ProbeResult
-	Elapsed time.Duration
-	// Socket is, for icmp, the kind of socket the probing thread could
-	// open: "raw", "ping" or "none".
-	Socket string
-}
-
-// probeInNetns runs each of probes, in order, in a helper process inside
-// ns, and returns their outcomes. A whole process keeps every socket of
-// every probe in the namespace by construction, whatever goroutine opens
-// it (an http.Transport dials from its own): no probe can send a packet
-// anywhere else. The helper's own TestMain fails it if a probe leaves a
-// goroutine behind.
-func probeInNetns(
-	t *testing.T, ns *netns, probes []netnsProbe,
-) []netnsOutcome {
+// checkSteered checks the result of a probe that the policy route should
+// have taken to its backend if wantReach, and left without a route if not.
+func checkSteered(t *testing.T, got messages.ProbeResult, wantReach bool) {
 	t.Helper()
-	job, err := json.Marshal(netnsHelperJob{Probes: probes, Netns: ns.name})
-	if err != nil {
-		t.Fatalf("encoding the helper's job: %v", err)
+	t.Log(got.Message)
+	if wantReach {
+		checkResult(t, got, true, "")
+		return
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatalf("finding the test binary: %v", err)
-	}
-
-	ctx, cancel := context.WithTimeout(t.Context(), helperTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns.name, exe,
-		"-test.run=^TestNetnsProbeHelper$", "-test.count=1",
-		"-test.timeout="+helperTimeout.String())
-	cmd.Env = append(os.Environ(), netnsHelperEnv+"="+string(job),
-		// A binary built with -race otherwise sleeps a second at exit.
-		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helper in %s: %v\nstdout:\n%s\nstderr:\n%s",
-			ns.name, err, &stdout, &stderr)
-	}
-
-	sc := bufio.NewScanner(&stdout)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), netnsResultPrefix)
-		if !ok {
-			continue
-		}
-		var outcomes []netnsOutcome
-		if err := json.Unmarshal([]byte(line), &outcomes); err != nil {
-			t.Fatalf("decoding the helper's outcomes %q: %v", line, err)
-		}
-		if len(outcomes) != len(probes) {
-			t.Fatalf("helper returned %d outcomes, want %d",
-				len(outcomes), len(probes))
-		}
-		return outcomes
-	}
-	t.Fatalf("helper reported no outcomes; stdout:\n%s\nstderr:\n%s",
-		&stdout, &stderr)
-	return nil
+	checkResult(t, got, false, "network is unreachable")
 }
 
-// inNetns reports whether the calling thread is in the namespace name:
-// whether the two are one file of the namespace filesystem.
-func inNetns(name string) (bool, error) {
-	var self, want unix.Stat_t
-	if err := unix.Stat("/proc/thread-self/ns/net", &self); err != nil {
-		return false, err
-	}
-	if err := unix.Stat("/run/netns/"+name, &want); err != nil {
-		return false, err
-	}
-	return self.Dev == want.Dev && self.Ino == want.Ino, nil
-}
-
-// TestNetnsProbeHelper is not a test of its own: it is the process that
-// probeInNetns starts inside a namespace, and it is skipped otherwise. It
-// runs the probes it is given and prints their outcomes on one line.
-func TestNetnsProbeHelper(t *testing.T) {
-	raw := os.Getenv(netnsHelperEnv)
-	if raw == "" {
-		t.Skip("the helper process of the network namespace tests; " +
-			"runs only inside a namespace that such a test creates")
-	}
-	var job netnsHelperJob
-	if err := json.Unmarshal([]byte(raw), &job); err != nil {
-		t.Fatalf("decoding job: %v", err)
-	}
-	// A guard: probe only from the namespace the test made for it.
-	if ok, err := inNetns(job.Netns); !ok || err != nil {
-		t.Fatalf("helper is not in network namespace %s (%v): refusing to probe",
-			job.Netns, err)
-	}
-
-	outcomes := make([]netnsOutcome, len(job.Probes))
-	for i := range job.Probes {
-		pr := &job.Probes[i]
-		if err := pr.Config.Validate(); err != nil {
-			t.Fatalf("config %d: %v", pr.Config.ID, err)
-		}
-		if pr.PingGroups != "" {
-			err := os.WriteFile("/proc/sys/net/ipv4/ping_group_range",
-				[]byte(pr.PingGroups), 0)
-			if err != nil {
-				t.Fatalf("setting ping_group_range: %v", err)
-			}
-		}
-		var err error
-		outcomes[i], err = runNetnsProbe(t.Context(), pr)
-		if err != nil {
-			t.Fatalf("probe %d: %v", i, err)
+// checkServed checks that each checker's backend answered one probe for
+// each steering that reaches it, and no more.
+func checkServed(t *testing.T, checkers []vipChecker) {
+	t.Helper()
+	var want int32
+	for _, s := range steerings {
+		if s.wantReach {
+			want++
 		}
 	}
-	out, err := json.Marshal(outcomes)
-	if err != nil {
-		t.Fatalf("encoding outcomes: %v", err)
-	}
-	fmt.Println(netnsResultPrefix + string(out))
-}
-
-// runNetnsProbe runs pr on a thread of its own, which ends with it, so
-// that dropping a capability affects nothing else.
-func runNetnsProbe(ctx context.Context, pr *netnsProbe) (netnsOutcome, error) {
-	type done struct {
-		o   netnsOutcome
-		err error
-	}
-	c := make(chan done, 1)
-	go func() {
-		// Never unlocked: the thread ends with the goroutine.
-		runtime.LockOSThread()
-		var o netnsOutcome
-		if pr.DropRaw {
-			if err := dropCaps(unix.CAP_NET_RAW); err != nil {
-				c <- done{err: fmt.Errorf("dropping CAP_NET_RAW: %w", err)}
-				return
-			}
+	for _, ck := range checkers {
+		if got := ck.served.Load(); got != want {
+			t.Errorf("%s backend answered %d probes, want %d (the marked ones)",
+				ck.checker, got, want)
 		}
-		if pr.Config.Checker == messages.CheckerICMP {
-			o.Socket = echoSocketKind(pr.Config.IP.Is6())
-		}
-		p, err := New(&pr.Config)
-		if err != nil {
-			c <- done{err: err}
-			return
-		}
-		ctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		defer cancel()
-		start := time.Now()
-		o.Result = p.Probe(ctx)
-		o.Elapsed = time.Since(start)
-		c <- done{o: o}
-	}()
-	d := <-c
-	return d.o, d.err
-}
-
-// echoSocketKind says which kind of ICMP socket openEcho gives the
-// calling thread: "raw", "ping", "none" or the error it met.
-func echoSocketKind(v6 bool) string {
-	sock, err := openEcho(v6)
-	switch {
-	case errors.Is(err, ErrNoICMPSocket):
-		return "none"
-	case err != nil:
-		return err.Error()
 	}
-	defer sock.conn.Close()
-	if sock.raw {
-		return "raw"
-	}
-	return "ping"
-}
-
-// dropCaps removes caps from the calling thread's effective set.
-func dropCaps(caps ...int) error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return err
-	}
-	for _, c := range caps {
-		data[c/32].Effective &^= 1 << (c % 32)
-	}
-	return unix.Capset(&hdr, &data[0])
 }

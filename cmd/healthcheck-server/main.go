@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -48,6 +49,12 @@ type config struct {
 	exitOnFailures bool
 	proxySocket    string
 	socketMode     string
+	socketGroup    string
+	allowUIDs      string
+	maxClients     int
+	maxLineBytes   int
+	maxConfigs     int
+	maxChecks      int
 	allowShutdown  bool
 	enableFaults   bool
 	libMetrics     bool
@@ -73,6 +80,10 @@ func defaultConfig() config {
 		retryDelay:     2 * time.Second,
 		proxySocket:    "/var/run/seesaw/healthcheck-proxy.sock",
 		socketMode:     "0600",
+		maxClients:     actors.DefaultMaxClients,
+		maxLineBytes:   actors.DefaultMaxLineBytes,
+		maxConfigs:     actors.DefaultMaxConfigs,
+		maxChecks:      actors.DefaultMaxChecks,
 		metricsAddr:    "127.0.0.1:10258",
 		logLevel:       "info",
 		logFormat:      "json",
@@ -104,6 +115,18 @@ func (c *config) register(fs *flag.FlagSet) {
 		"JSON-lines unix socket; empty disables it")
 	fs.StringVar(&c.socketMode, "socket_mode", c.socketMode,
 		"permission bits of the proxy socket, in octal")
+	fs.StringVar(&c.socketGroup, "socket_group", c.socketGroup,
+		"group owning the proxy socket (name or number); use with -socket_mode 0660")
+	fs.StringVar(&c.allowUIDs, "allow_uid", c.allowUIDs,
+		"comma-separated user IDs allowed on the socket besides the server's own")
+	fs.IntVar(&c.maxClients, "max_clients", c.maxClients,
+		"most socket clients at once")
+	fs.IntVar(&c.maxLineBytes, "max_line_bytes", c.maxLineBytes,
+		"longest line a socket client may send")
+	fs.IntVar(&c.maxConfigs, "max_configs_per_message", c.maxConfigs,
+		"most configs in one update_configs")
+	fs.IntVar(&c.maxChecks, "max_checks", c.maxChecks,
+		"most checks run at once, from any source")
 	fs.BoolVar(&c.allowShutdown, "allow_shutdown", c.allowShutdown,
 		"let socket clients stop the server with a shutdown message")
 	fs.BoolVar(&c.enableFaults, "enable_fault_injection", c.enableFaults,
@@ -250,6 +273,7 @@ func managerConfig(cfg config, logger zerolog.Logger,
 	mcfg.BatchSize = cfg.batchSize
 	mcfg.BatchDelay = cfg.batchDelay
 	mcfg.DryRun = cfg.dryRun
+	mcfg.MaxChecks = cfg.maxChecks
 	mcfg.NotifierStats = stats.Notifier
 	mcfg.FaultStats = stats.Faults
 	mcfg.Logger = logger
@@ -316,9 +340,18 @@ func listenProxy(cfg config, logger zerolog.Logger, stats *actors.ProxyStats,
 	if err != nil || mode > 0o777 {
 		return actors.Edge{}, fmt.Errorf("-socket_mode: invalid mode %q", cfg.socketMode)
 	}
+	uids, err := parseUIDs(cfg.allowUIDs)
+	if err != nil {
+		return actors.Edge{}, err
+	}
 	return actors.ListenProxy(actors.ProxyConfig{
 		Path:                 cfg.proxySocket,
 		Mode:                 os.FileMode(mode),
+		Group:                cfg.socketGroup,
+		AllowUIDs:            uids,
+		MaxClients:           cfg.maxClients,
+		MaxLineBytes:         cfg.maxLineBytes,
+		MaxConfigs:           cfg.maxConfigs,
 		ClientQueue:          cfg.channelSize,
 		AllowShutdown:        cfg.allowShutdown,
 		EnableFaultInjection: cfg.enableFaults,
@@ -326,4 +359,17 @@ func listenProxy(cfg config, logger zerolog.Logger, stats *actors.ProxyStats,
 		Stats:                stats,
 		Logger:               logger,
 	})
+}
+
+// parseUIDs parses -allow_uid's comma-separated user IDs.
+func parseUIDs(list string) ([]uint32, error) {
+	var uids []uint32
+	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' }) {
+		uid, err := strconv.ParseUint(strings.TrimSpace(f), 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("-allow_uid: %q is not a user ID", f)
+		}
+		uids = append(uids, uint32(uid))
+	}
+	return uids, nil
 }
