@@ -11,10 +11,14 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-## demo: real backends on loopback, the server, and a client printing
-## every state change. Ctrl-C stops all of it.
+## demo: real backends on loopback, a simulated Seesaw Engine whose
+## checks probe them, and the server with the Engine bridge in-process;
+## prints every state change the Engine receives. Ctrl-C stops all of it.
+## DEMO_FLAGS adds hcdemo flags, e.g. DEMO_FLAGS='-mode split' (the bridge
+## as healthcheck-proxy) or '-mode socket' (no Engine); see hcdemo -h.
 demo: build
-	$(BIN)/hcdemo -server $(BIN)/healthcheck-server
+	$(BIN)/hcdemo -server $(BIN)/healthcheck-server \
+	  -proxy $(BIN)/healthcheck-proxy $(DEMO_FLAGS)
 
 ## test: vet, then every test under the race detector (fuzz seed corpora
 ## included).

@@ -21,8 +21,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/lbhealth/hcsupervisor/messages"
 )
 
 // Timeouts of the demo backends.
@@ -65,6 +63,11 @@ type backends struct {
 	HTTPS netip.AddrPort
 	// DNS answers queries for demoName over UDP and TCP on one port.
 	DNS netip.AddrPort
+	// UDPEcho writes every datagram back to its sender.
+	UDPEcho netip.AddrPort
+	// RADIUS answers Access-Requests signed with radiusSecret: Accept for
+	// radiusUser and radiusPassword, Reject otherwise.
+	RADIUS netip.AddrPort
 
 	stops []func() error
 }
@@ -103,6 +106,8 @@ func startBackends(flapPeriod time.Duration) (_ *backends, err error) {
 		{"flapping http server", &b.HTTPFlap, httpBackend(flap.answer, nil)},
 		{"https server", &b.HTTPS, httpBackend(ok, &cert)},
 		{"dns server", &b.DNS, startDNS},
+		{"udp echo server", &b.UDPEcho, startUDPEcho},
+		{"radius server", &b.RADIUS, startRADIUS},
 	}
 	for _, s := range steps {
 		addr, stop, err := s.start()
@@ -461,82 +466,4 @@ func answerDNS(w dns.ResponseWriter, r *dns.Msg) {
 	// NOTE: a reply that cannot be written is the client's problem; the
 	// check that sent the query reports it.
 	w.WriteMsg(m)
-}
-
-// Probe settings shared by the demo's checks.
-const (
-	fastInterval = 1 * time.Second
-	slowInterval = 2 * time.Second
-	probeTimeout = 1 * time.Second
-	probeRetries = 1
-)
-
-// demoCheck is one check of the demo: its config, a short name for people,
-// and what a newcomer should expect it to do.
-type demoCheck struct {
-	Name   string
-	Expect string
-	Config messages.Config
-}
-
-// demoChecks returns the demo's checks of b, with IDs from 1 in order.
-func demoChecks(b *backends, flapPeriod time.Duration) []demoCheck {
-	echo := baseConfig(messages.CheckerTCP, b.Echo, fastInterval)
-	echo.Send, echo.Receive = "PING\r\n", "PING"
-	https := httpConfig(b.HTTPS)
-	https.Secure = true // TLSVerify stays false: the cert is self-signed.
-
-	checks := []demoCheck{
-		{"tcp-echo", "healthy: echoes PING", echo},
-		{"tcp-refused", "unhealthy: connection refused",
-			baseConfig(messages.CheckerTCP, b.Refused, fastInterval)},
-		{"http-ok", "healthy: 200 ok", httpConfig(b.HTTPOK)},
-		{"http-503", "unhealthy: 503", httpConfig(b.HTTPDown)},
-		{"http-flap", fmt.Sprintf("flaps: 200 then 500, %v each", flapPeriod),
-			httpConfig(b.HTTPFlap)},
-		{"https-self-signed", "healthy: 200 ok, tls_verify false", https},
-		{"dns-ok", "healthy: A " + demoAddr.String(),
-			dnsConfig(b.DNS, demoAddr)},
-		{"dns-wrong-ip", "unhealthy: expects " + wrongAddr.String(),
-			dnsConfig(b.DNS, wrongAddr)},
-	}
-	for i := range checks {
-		checks[i].Config.ID = uint64(i + 1)
-	}
-	return checks
-}
-
-// baseConfig returns a config of the given checker for addr.
-func baseConfig(
-	checker messages.CheckerType, addr netip.AddrPort, interval time.Duration,
-) messages.Config {
-	return messages.Config{
-		Interval: interval,
-		Timeout:  probeTimeout,
-		Retries:  probeRetries,
-		Checker:  checker,
-		IP:       addr.Addr(),
-		Port:     int(addr.Port()),
-	}
-}
-
-// httpConfig returns a config that expects GET /healthz on addr to answer
-// 200 with a body starting "ok".
-func httpConfig(addr netip.AddrPort) messages.Config {
-	c := baseConfig(messages.CheckerHTTP, addr, fastInterval)
-	c.Method = http.MethodGet
-	c.Path = "/healthz"
-	c.ExpectedCodes = []int{http.StatusOK}
-	c.Response = "ok"
-	return c
-}
-
-// dnsConfig returns a config that asks addr for the A records of demoName
-// and expects want among them.
-func dnsConfig(addr netip.AddrPort, want netip.Addr) messages.Config {
-	c := baseConfig(messages.CheckerDNS, addr, slowInterval)
-	c.Query = demoName
-	c.QueryType = "A"
-	c.ExpectedIPs = []netip.Addr{want}
-	return c
 }

@@ -1,21 +1,20 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/lbhealth/hcsupervisor/messages"
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
 )
 
 // testProbeTimeout bounds each probe of a backend in these tests.
@@ -80,7 +79,7 @@ func TestBackendsListenOnLoopbackOnly(t *testing.T) {
 	for name, addr := range map[string]netip.AddrPort{
 		"Echo": b.Echo, "Refused": b.Refused, "HTTPOK": b.HTTPOK,
 		"HTTPDown": b.HTTPDown, "HTTPFlap": b.HTTPFlap, "HTTPS": b.HTTPS,
-		"DNS": b.DNS,
+		"DNS": b.DNS, "UDPEcho": b.UDPEcho, "RADIUS": b.RADIUS,
 	} {
 		if addr.Addr() != netip.MustParseAddr("127.0.0.1") || addr.Port() == 0 {
 			t.Errorf("%s: got %v, want 127.0.0.1 and a port", name, addr)
@@ -209,38 +208,53 @@ func TestDNSBackend(t *testing.T) {
 	}
 }
 
-func TestDemoChecksSurviveTheWire(t *testing.T) {
+func TestUDPEchoBackend(t *testing.T) {
 	b := startTestBackends(t, time.Hour)
-	checks := demoChecks(b, 4*time.Second)
-
-	line, err := messages.EncodeLine(&messages.UpdateConfigs{
-		Configs: configs(checks),
-	})
+	conn, err := net.DialTimeout("udp", b.UDPEcho.String(), testProbeTimeout)
 	if err != nil {
-		t.Fatalf("EncodeLine: %v", err)
+		t.Fatal(err)
 	}
-	msg, err := messages.DecodeLine(line)
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(testProbeTimeout))
+	want := "PING"
+	if _, err := io.WriteString(conn, want); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 64)
+	n, err := conn.Read(got)
 	if err != nil {
-		t.Fatalf("DecodeLine: %v", err)
+		t.Fatal(err)
 	}
-	u := msg.(*messages.UpdateConfigs)
-	for _, r := range u.Rejected {
-		t.Errorf("server would reject %v", r)
+	if string(got[:n]) != want {
+		t.Errorf("echo: got %q, want %q", got[:n], want)
 	}
-	if got, want := len(u.Configs), len(checks); got != want {
-		t.Fatalf("got %d configs back, want %d", got, want)
-	}
+}
 
-	var names []string
-	for i, c := range u.Configs {
-		if c.ID != uint64(i+1) || !c.IP.IsLoopback() {
-			t.Errorf("config %d: ID %d IP %v, want ID %d on loopback",
-				i, c.ID, c.IP, i+1)
-		}
-		names = append(names, checks[i].Name)
+func TestRADIUSBackend(t *testing.T) {
+	b := startTestBackends(t, time.Hour)
+	tests := []struct {
+		name     string
+		password string
+		want     radius.Code
+	}{
+		{"right password", radiusPassword, radius.CodeAccessAccept},
+		{"wrong password", "guess", radius.CodeAccessReject},
 	}
-	slices.Sort(names)
-	if len(slices.Compact(names)) != len(checks) {
-		t.Errorf("check names are not unique: %s", strings.Join(names, ", "))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := radius.New(radius.CodeAccessRequest, []byte(radiusSecret))
+			rfc2865.UserName_SetString(req, radiusUser)
+			rfc2865.UserPassword_SetString(req, tt.password)
+			ctx, cancel := context.WithTimeout(context.Background(),
+				testProbeTimeout)
+			defer cancel()
+			resp, err := radius.Exchange(ctx, req, b.RADIUS.String())
+			if err != nil {
+				t.Fatalf("Exchange: %v", err)
+			}
+			if resp.Code != tt.want {
+				t.Errorf("got %v, want %v", resp.Code, tt.want)
+			}
+		})
 	}
 }

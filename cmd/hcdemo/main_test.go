@@ -1,21 +1,20 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
-	"flag"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,152 +23,28 @@ import (
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
-// fakeEnv, when set in the environment, makes the test binary act as a
-// fake healthcheck-server instead of running tests. Its value picks the
-// behaviour: "serve", "exit" (exit at once) or "hang" (ignore SIGTERM).
-const fakeEnv = "HCDEMO_FAKE_SERVER"
+// The test binary acts as a fake healthcheck-server or
+// healthcheck-proxy, by the name it is started under, when fakeEnv is set
+// in the environment. fakeEnv's value picks the fake server's behaviour
+// and fakeProxyEnv's the fake proxy's (default "serve"): "serve", "exit"
+// (exit at once with status 3) or "hang" (ignore SIGTERM).
+const (
+	fakeEnv      = "HCDEMO_FAKE"
+	fakeProxyEnv = "HCDEMO_FAKE_PROXY"
+)
 
 // waitTimeout bounds every wait for a condition in these tests.
 const waitTimeout = 10 * time.Second
 
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(fakeEnv); mode != "" {
+		if filepath.Base(os.Args[0]) == "healthcheck-proxy" {
+			mode = cmp.Or(os.Getenv(fakeProxyEnv), "serve")
+			os.Exit(fakeProxyMain(mode, os.Args[1:]))
+		}
 		os.Exit(fakeServerMain(mode, os.Args[1:]))
 	}
 	goleak.VerifyTestMain(m)
-}
-
-// fakeServerMain is the fake server's main. It accepts exactly the flags
-// hcdemo passes to the real server, so a flag the server lacks fails.
-func fakeServerMain(mode string, args []string) int {
-	fs := flag.NewFlagSet("fake-server", flag.ContinueOnError)
-	socket := fs.String("proxy_socket", "", "")
-	for _, name := range []string{
-		"engine", "metrics_addr", "log_format", "log_level",
-	} {
-		fs.String(name, "", "")
-	}
-	fs.Duration("notify_interval", 0, "")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	switch mode {
-	case "exit":
-		return 3
-	case "hang":
-		// Listen only once SIGTERM is ignored, so a test can wait for it.
-		signal.Ignore(syscall.SIGTERM)
-		if _, err := net.Listen("unix", *socket); err != nil {
-			return 1
-		}
-		time.Sleep(time.Hour)
-		return 0
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	ln, err := net.Listen("unix", *socket)
-	if err != nil {
-		return 1
-	}
-	f := startFake(ln)
-	<-ctx.Done()
-	f.Close()
-	return 0
-}
-
-// fakeServer serves the proxy protocol, reporting every configured check
-// healthy. Updates receives every config set it is sent, if there is room.
-type fakeServer struct {
-	Updates chan []messages.Config
-
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-// startFake serves on ln until Close.
-func startFake(ln net.Listener) *fakeServer {
-	f := &fakeServer{ln: ln, Updates: make(chan []messages.Config, 10)}
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			f.mu.Lock()
-			f.conns = append(f.conns, conn)
-			f.mu.Unlock()
-			f.wg.Add(1)
-			go f.serve(conn)
-		}
-	}()
-	return f
-}
-
-// serve answers one client.
-func (f *fakeServer) serve(conn net.Conn) {
-	defer f.wg.Done()
-	defer conn.Close()
-	write := func(msg any) {
-		line, _ := messages.EncodeLine(msg)
-		conn.Write(line)
-	}
-	write(&messages.Ready{})
-	var configs []messages.Config
-	sc := bufio.NewScanner(conn)
-	for sc.Scan() {
-		msg, err := messages.DecodeLine(sc.Bytes())
-		switch m := msg.(type) {
-		case *messages.UpdateConfigs:
-			configs = m.Configs
-			select {
-			case f.Updates <- configs:
-			default:
-			}
-			write(&messages.NotificationBatch{Notifications: healthy(configs)})
-		case *messages.RequestStatus:
-			write(&messages.StatusResponse{Statuses: healthy(configs)})
-		default:
-			write(&messages.Error{Message: "fake: unexpected line: " +
-				errString(err)})
-		}
-	}
-}
-
-// Close stops serving and waits for the fake's goroutines.
-func (f *fakeServer) Close() {
-	f.ln.Close()
-	f.mu.Lock()
-	for _, c := range f.conns {
-		c.Close()
-	}
-	f.mu.Unlock()
-	f.wg.Wait()
-}
-
-// healthy returns a healthy status for each config.
-func healthy(configs []messages.Config) []messages.CheckStatus {
-	var out []messages.CheckStatus
-	for _, c := range configs {
-		out = append(out, messages.CheckStatus{ID: c.ID, Status: messages.Status{
-			State:     messages.StateHealthy,
-			Message:   "fake: " + c.String(),
-			LastCheck: time.Now(),
-			Successes: 1,
-		}})
-	}
-	return out
-}
-
-func errString(err error) string {
-	if err == nil {
-		return "<nil>"
-	}
-	return err.Error()
 }
 
 // syncBuffer is a bytes.Buffer that is safe for concurrent use.
@@ -202,16 +77,30 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// useFake makes servers that tests start be the fake in mode.
-func useFake(t *testing.T, mode string) {
+// useFakes makes the server and proxy that tests start be the fakes, in
+// serverMode and proxyMode, and returns their paths.
+func useFakes(
+	t *testing.T, serverMode, proxyMode string,
+) (server, proxy string) {
 	t.Helper()
-	t.Setenv(fakeEnv, mode)
-	// Under -race a binary sleeps 1s at exit by default; the fake need not.
+	t.Setenv(fakeEnv, serverMode)
+	t.Setenv(fakeProxyEnv, proxyMode)
+	// Under -race a binary sleeps 1s at exit by default; the fakes need
+	// not.
 	t.Setenv("GORACE", "atexit_sleep_ms=0")
+
+	// The fakes are the test binary under the real binaries' names.
+	dir := t.TempDir()
+	for _, name := range []string{"healthcheck-server", "healthcheck-proxy"} {
+		if err := os.Symlink(testExe(t), filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "healthcheck-server"),
+		filepath.Join(dir, "healthcheck-proxy")
 }
 
-// testExe returns the path of the running test binary, which serves as
-// the fake server when fakeEnv is set.
+// testExe returns the path of the running test binary.
 func testExe(t *testing.T) string {
 	t.Helper()
 	exe, err := os.Executable()
@@ -219,6 +108,18 @@ func testExe(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return exe
+}
+
+// fastOptions returns the default options in mode, with the fake
+// binaries, a flapper that does not turn during a test, and fast fetches.
+func fastOptions(mode, server, proxy string) options {
+	o := defaultOptions()
+	o.Mode = mode
+	o.Server, o.Proxy = server, proxy
+	o.FlapPeriod = time.Hour
+	o.FetchInterval = 20 * time.Millisecond
+	o.ChangeAfter = 0
+	return o
 }
 
 // startRun runs the demo with o in the background. stop cancels it and
@@ -242,34 +143,113 @@ func startRun(t *testing.T, o options) (out *syncBuffer, stop func() error) {
 	return out, stop
 }
 
-// socketRE finds the socket path in the demo's header.
-var socketRE = regexp.MustCompile(`server socket (\S+)`)
+// changeLineRE matches a change line of the check name to state, e.g.
+// "18:40:02.123  tcp-echo  tcp 127.0.0.1:7  unknown -> healthy  ...".
+func changeLineRE(name, to string) *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^\S+  ` + regexp.QuoteMeta(name) +
+		` .* -> ` + to + ` `)
+}
 
-func TestRunStartsServer(t *testing.T) {
-	useFake(t, "serve")
-	o := defaultOptions()
-	o.Server = testExe(t)
-	o.FlapPeriod = time.Hour
-	out, stop := startRun(t, o)
-
-	waitFor(t, "every check to turn healthy", func() bool {
-		return strings.Count(out.String(), "unknown -> healthy") == 8
-	})
-	if err := stop(); err != nil {
-		t.Fatalf("run: %v", err)
+// waitForChanges waits until out shows each check of names turning to
+// the state in want, or to any state where want has none.
+func waitForChanges(
+	t *testing.T, out *syncBuffer, names []string, want map[string]string,
+) {
+	t.Helper()
+	for _, name := range names {
+		re := changeLineRE(name, cmp.Or(want[name], `\S+`))
+		waitFor(t, name+" to turn "+cmp.Or(want[name], "anything"), func() bool {
+			return re.MatchString(out.String())
+		})
 	}
+}
 
-	got := out.String()
-	if !strings.Contains(got, "status of 8 checks:") {
-		t.Errorf("output lacks the final status:\n%s", got)
+// names returns the names of checks.
+func names(checks []demoCheck) []string {
+	var out []string
+	for _, c := range checks {
+		out = append(out, c.Name)
 	}
-	m := socketRE.FindStringSubmatch(got)
+	return out
+}
+
+// testPlan returns the demo's plan for backends that need not run.
+func testPlan(t *testing.T) demoPlan {
+	t.Helper()
+	// Distinct ports, else the Engine would give identical checks one ID.
+	port := func(p uint16) netip.AddrPort {
+		return netip.AddrPortFrom(loopback, p)
+	}
+	pl, err := newPlan(&backends{
+		Echo: port(1), Refused: port(2), HTTPOK: port(3), HTTPDown: port(4),
+		HTTPFlap: port(5), HTTPS: port(6), DNS: port(7), UDPEcho: port(8),
+		RADIUS: port(9),
+	}, time.Hour)
+	if err != nil {
+		t.Fatalf("newPlan: %v", err)
+	}
+	return pl
+}
+
+// dirRE finds the demo's temp dir in its header.
+var dirRE = regexp.MustCompile(`(/\S*hcdemo-\d+)/`)
+
+// checkDirRemoved fails the test when out names a temp dir that is still
+// there.
+func checkDirRemoved(t *testing.T, out string) {
+	t.Helper()
+	m := dirRE.FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("output lacks the socket path:\n%s", got)
+		t.Fatalf("output lacks the temp dir:\n%s", out)
 	}
-	dir := filepath.Dir(m[1])
-	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("temp dir %s still there after run: stat: %v", dir, err)
+	if _, err := os.Stat(m[1]); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("temp dir %s still there after run: stat: %v", m[1], err)
+	}
+}
+
+func TestRunModes(t *testing.T) {
+	pl := testPlan(t)
+	tests := []struct {
+		mode      string
+		wantNote  string
+		wantFinal string
+	}{
+		{modeInProcess, "engine: removed http-503, added tls-handshake",
+			"status the Engine holds for 11 checks"},
+		{modeSplit, "engine: removed http-503, added tls-handshake",
+			"status the Engine holds for 11 checks"},
+		{modeSocket, "hcdemo: removed http-503, added tls-handshake",
+			"status of 11 checks:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			server, proxy := useFakes(t, "serve", "serve")
+			o := fastOptions(tt.mode, server, proxy)
+			// The change may come before or after the first results:
+			// the test waits for the checks served after it.
+			o.ChangeAfter = 100 * time.Millisecond
+			out, stop := startRun(t, o)
+
+			waitForChanges(t, out, names(pl.Changed()), map[string]string{})
+			waitFor(t, "the change", func() bool {
+				return strings.Contains(out.String(), tt.wantNote)
+			})
+			if tt.mode != modeSocket {
+				waitFor(t, "the bridge to fetch the change", func() bool {
+					return strings.Contains(out.String(),
+						"engine: the bridge fetched the change")
+				})
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+
+			got := out.String()
+			if !strings.Contains(got, tt.wantFinal) {
+				t.Errorf("output lacks %q:\n%s", tt.wantFinal, got)
+			}
+			checkDirRemoved(t, got)
+		})
 	}
 }
 
@@ -281,86 +261,137 @@ func TestRunWithSocket(t *testing.T) {
 	}
 	f := startFake(ln)
 	defer f.Close()
-	o := defaultOptions()
+	o := fastOptions(modeSocket, "/nonexistent/must-not-be-started", "")
 	o.Socket = socket
-	o.Server = "/nonexistent/must-not-be-started"
 	out, stop := startRun(t, o)
 
-	waitFor(t, "every check to turn healthy", func() bool {
-		return strings.Count(out.String(), "unknown -> healthy") == 8
-	})
+	waitForChanges(t, out, names(testPlan(t).Initial), map[string]string{})
 	if err := stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 
 	// The demo's checks, then an empty set that removes them.
-	if got := len(<-f.Updates); got != 8 {
-		t.Errorf("first update has %d configs, want 8", got)
+	if got := len(<-f.Updates); got != 11 {
+		t.Errorf("first update has %d configs, want 11", got)
 	}
 	if got := len(<-f.Updates); got != 0 {
 		t.Errorf("last update has %d configs, want 0", got)
 	}
 }
 
-func TestOpenSessionFails(t *testing.T) {
+func TestRunFails(t *testing.T) {
 	tests := []struct {
-		name    string
-		fake    string // fakeEnv's value; "" leaves it unset
-		server  string // "" means the test binary
-		wantErr string
+		name      string
+		mode      string
+		fake      string // fake server's mode
+		fakeProxy string // fake proxy's mode
+		server    string // "" means the fake
+		proxy     string // "" means the fake
+		wantErr   string
 	}{
 		{
-			name:    "missing binary",
+			name:    "missing server",
+			mode:    modeInProcess,
 			server:  "/nonexistent/healthcheck-server",
 			wantErr: "run `make demo`",
 		},
 		{
-			name:    "server exits",
-			fake:    "exit",
-			wantErr: "exited before accepting connections (exit status 3)",
+			name:    "missing proxy",
+			mode:    modeSplit,
+			proxy:   "/nonexistent/healthcheck-proxy",
+			wantErr: "and pass -proxy PATH",
+		},
+		{
+			name: "server exits in process",
+			mode: modeInProcess,
+			fake: "exit",
+			wantErr: "healthcheck-server exited before fetching the " +
+				"checks (exit status 3)",
+		},
+		{
+			name: "server exits before its socket accepts",
+			mode: modeSocket,
+			fake: "exit",
+			wantErr: "healthcheck-server exited before accepting " +
+				"connections (exit status 3)",
+		},
+		{
+			name:      "proxy exits",
+			mode:      modeSplit,
+			fakeProxy: "exit",
+			wantErr: "healthcheck-proxy exited before fetching the " +
+				"checks (exit status 3)",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.fake != "" {
-				useFake(t, tt.fake)
-			}
-			o := defaultOptions()
-			o.Server = tt.server
-			if o.Server == "" {
-				o.Server = testExe(t)
-			}
-			s, err := openSession(context.Background(), o)
-			if err == nil {
-				s.Close()
-				t.Fatalf("openSession succeeded, want error %q", tt.wantErr)
-			}
-			if !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("openSession: got %q, want it to contain %q",
+			server, proxy := useFakes(t, cmp.Or(tt.fake, "serve"),
+				cmp.Or(tt.fakeProxy, "serve"))
+			o := fastOptions(tt.mode, cmp.Or(tt.server, server),
+				cmp.Or(tt.proxy, proxy))
+			err := run(context.Background(), o, io.Discard, false)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("run: got %v, want an error containing %q",
 					err, tt.wantErr)
 			}
 		})
 	}
 }
 
-func TestStopKillsHungServer(t *testing.T) {
-	useFake(t, "hang")
+func TestOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		change  func(*options)
+		wantErr string // "" for valid
+	}{
+		{"defaults", func(*options) {}, ""},
+		{"split", func(o *options) { o.Mode = modeSplit }, ""},
+		{"socket with a running server", func(o *options) {
+			o.Mode, o.Socket = modeSocket, "/tmp/hc.sock"
+		}, ""},
+		{"unknown mode", func(o *options) { o.Mode = "engine" }, "-mode"},
+		{"socket outside socket mode", func(o *options) {
+			o.Socket = "/tmp/hc.sock"
+		}, "-socket"},
+		{"negative duration", func(o *options) { o.Duration = -1 }, "-duration"},
+		{"no flap period", func(o *options) { o.FlapPeriod = 0 }, "-flap_period"},
+		{"negative change", func(o *options) { o.ChangeAfter = -1 },
+			"-change_after"},
+		{"no fetch interval", func(o *options) { o.FetchInterval = 0 },
+			"-fetch_interval"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := defaultOptions()
+			tt.change(&o)
+			err := o.validate()
+			if got := fmt.Sprint(err); tt.wantErr == "" && err != nil ||
+				tt.wantErr != "" && !strings.Contains(got, tt.wantErr) {
+				t.Errorf("validate: got %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestStopKillsHungProcess(t *testing.T) {
+	server, _ := useFakes(t, "hang", "serve")
 	socket := filepath.Join(t.TempDir(), "hc.sock")
-	s, err := startServer(testExe(t), socket)
+	d := &demo{o: options{Mode: modeSocket}, serverSocket: socket}
+	p, err := startProcess(server, "server", d.serverArgs())
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Once the socket accepts, the fake ignores SIGTERM.
-	conn, err := dialSocket(context.Background(), socket, s.exited)
+	conn, err := dialSocket(context.Background(), socket, p.Exited())
 	if err != nil {
-		s.Stop(0)
+		p.Stop(0)
 		t.Fatal(err)
 	}
 	conn.Close()
 
-	err = s.Stop(100 * time.Millisecond)
+	err = p.Stop(100 * time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "killed it") {
-		t.Errorf("Stop: got %v, want it to report killing the server", err)
+		t.Errorf("Stop: got %v, want it to report killing the process", err)
 	}
 }
 

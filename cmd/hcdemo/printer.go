@@ -3,8 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
-	"strconv"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -33,56 +34,79 @@ const (
 )
 
 // printer writes the demo's output: a header that lists the checks, then
-// one aligned line per state change, server error and periodic status. It
-// remembers each check's last state, so that a status repeating it prints
-// nothing. Write errors are ignored: there is nowhere to report them. A
-// printer is not safe for concurrent use.
+// one aligned line per state change, error, note and periodic status. It
+// names checks by the names of the demo, whatever IDs the Engine gives
+// them, and remembers each check's last state, so that a notification
+// repeating it prints nothing. Write errors are ignored: there is nowhere
+// to report them. A printer is safe for concurrent use.
 type printer struct {
 	w     io.Writer
 	color bool
 	now   func() time.Time
 
-	checks []checkLabel
-	byID   map[uint64]checkLabel
-	states map[uint64]messages.State
+	mu      sync.Mutex
+	labels  map[uint64]checkLabel // of every ID ever served
+	current []uint64              // IDs served now, in the demo's order
+	states  map[uint64]messages.State
+	resent  map[uint64]bool // IDs re-sent unchanged since the last summary
+	stopped bool
 
-	idWidth, nameWidth, descWidth int
+	nameWidth, descWidth, expectWidth int
 }
 
 // checkLabel is what the printer shows of one check.
 type checkLabel struct {
-	id       uint64
 	name     string
 	desc     string
 	expect   string
 	interval time.Duration
 }
 
-// newPrinter returns a printer to w for checks, which start unknown. With
-// color it marks states and errors with ANSI colours.
-func newPrinter(w io.Writer, color bool, checks []demoCheck) *printer {
+// newPrinter returns a printer to w whose columns fit every check of all.
+// With color it marks states and errors with ANSI colours.
+func newPrinter(w io.Writer, color bool, all []demoCheck) *printer {
 	p := &printer{
 		w:      w,
 		color:  color,
 		now:    time.Now,
-		byID:   make(map[uint64]checkLabel, len(checks)),
-		states: make(map[uint64]messages.State, len(checks)),
+		labels: make(map[uint64]checkLabel),
+		states: make(map[uint64]messages.State),
+		resent: make(map[uint64]bool),
 	}
-	for _, c := range checks {
-		l := checkLabel{
-			id:       c.Config.ID,
-			name:     c.Name,
-			desc:     describe(c.Config),
-			expect:   c.Expect,
-			interval: c.Config.Interval,
-		}
-		p.checks = append(p.checks, l)
-		p.byID[l.id] = l
-		p.idWidth = max(p.idWidth, len(strconv.FormatUint(l.id, 10)))
-		p.nameWidth = max(p.nameWidth, len(l.name))
-		p.descWidth = max(p.descWidth, len(l.desc))
+	for _, c := range all {
+		p.nameWidth = max(p.nameWidth, len(c.Name))
+		p.descWidth = max(p.descWidth, len(c.Desc))
+		p.expectWidth = max(p.expectWidth, len(c.Expect))
 	}
 	return p
+}
+
+// Serve records that checks are served now, checks[i] under ids[i], in
+// place of what was served before. Checks still served keep their state.
+func (p *printer) Serve(ids []uint64, checks []demoCheck) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	served := make(map[uint64]bool, len(ids))
+	p.current = p.current[:0]
+	for i, id := range ids {
+		c := checks[i]
+		p.labels[id] = checkLabel{
+			name:     c.Name,
+			desc:     c.Desc,
+			expect:   c.Expect,
+			interval: c.Check.Interval,
+		}
+		if !served[id] {
+			p.current = append(p.current, id)
+		}
+		served[id] = true
+	}
+	for id := range p.states {
+		if !served[id] {
+			delete(p.states, id)
+			delete(p.resent, id)
+		}
+	}
 }
 
 // describe returns what a check probes, e.g.
@@ -103,25 +127,79 @@ func describe(c messages.Config) string {
 	return s
 }
 
-// Header prints where the server listens and, for each check, what it
-// probes and what it should show.
-func (p *printer) Header(socket string) {
-	p.println(fmt.Sprintf("hcdemo: %d checks of loopback backends, "+
-		"server socket %s", len(p.checks), socket))
-	for _, l := range p.checks {
-		p.println(fmt.Sprintf("  %s  %-*s  every %-3v  expect %s",
-			p.label(l.id), p.descWidth, l.desc, l.interval, l.expect))
+// Header prints intro, one line each, then what each check probes and
+// what it should show, then the title of the lines to come.
+func (p *printer) Header(intro []string, title string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, line := range intro {
+		p.println(line)
 	}
-	p.println("state changes (Ctrl-C to stop):")
+	for _, id := range p.current {
+		l := p.labels[id]
+		p.println(fmt.Sprintf("  %-*s  %-*s  every %-3v  expect %-*s  id %d",
+			p.nameWidth, l.name, p.descWidth, l.desc, l.interval,
+			p.expectWidth, l.expect, id))
+	}
+	p.println(title)
 }
 
-// Print prints one message from the server.
+// Note prints a line about the demo itself, e.g. a change of the checks.
+func (p *printer) Note(text string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.println(p.stamp(p.now()) + "  " + p.paint(ansiYellow, text))
+}
+
+// Notify prints one notification. See notifyLocked.
+func (p *printer) Notify(cs messages.CheckStatus) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.notifyLocked(cs)
+}
+
+// notifyLocked prints a line when the notification changes its check's
+// state. A notification that repeats the state prints nothing; once
+// every check with a state has been re-sent so since the last summary,
+// which is what a periodic full status does, one summary line counts the
+// checks in each state. A notification of a check no longer served says
+// so. The printer's mutex must be held.
+func (p *printer) notifyLocked(cs messages.CheckStatus) {
+	if p.stopped {
+		return
+	}
+	if !slices.Contains(p.current, cs.ID) {
+		p.println(p.staleLine(cs))
+		return
+	}
+	from := p.states[cs.ID]
+	p.states[cs.ID] = cs.Status.State
+	if cs.Status.State != from {
+		p.println(p.changeLine(cs, from))
+		return
+	}
+	p.resent[cs.ID] = true
+	for id := range p.states {
+		if !p.resent[id] {
+			return
+		}
+	}
+	p.println(p.summaryLine())
+	clear(p.resent)
+}
+
+// Print prints one message from the server's socket.
 func (p *printer) Print(msg any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	switch m := msg.(type) {
 	case *messages.NotificationBatch:
-		p.notifications(m)
+		for _, cs := range m.Notifications {
+			p.notifyLocked(cs)
+		}
 	case *messages.StatusResponse:
-		p.statuses(m)
+		p.statusesLocked(fmt.Sprintf("status of %d checks:",
+			len(m.Statuses)), m.Statuses, true)
 	case *messages.Error:
 		p.println(p.errorLine(m))
 	case badLine:
@@ -133,47 +211,67 @@ func (p *printer) Print(msg any) {
 	}
 }
 
-// notifications prints a line per check whose state changed. A batch that
-// covers every check without changing some is a periodic status, which
-// gets one summary line.
-func (p *printer) notifications(b *messages.NotificationBatch) {
-	unchanged := 0
-	for _, n := range b.Notifications {
-		from := p.states[n.ID]
-		p.states[n.ID] = n.Status.State
-		if n.Status.State == from {
-			unchanged++
-			continue
-		}
-		p.println(p.changeLine(n, from))
-	}
-	if unchanged > 0 && len(b.Notifications) >= len(p.checks) {
-		p.println(p.summaryLine())
-	}
+// Statuses prints title and then every status: with its counters when
+// full, else with the time of the probe it reports.
+func (p *printer) Statuses(
+	title string, statuses []messages.CheckStatus, full bool,
+) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.statusesLocked(title, statuses, full)
+}
+
+// Stop makes later notifications print nothing, so that the final status
+// is the last word.
+func (p *printer) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
 }
 
 // changeLine formats the change of check cs from state from, e.g.
-// "18:40:02.123  #3 http-flap  http GET /healthz 127.0.0.1:41234
+// "18:40:02.123  http-flap  http GET /healthz 127.0.0.1:41234
 // unknown -> healthy  HTTP GET to ...", aligned in columns.
-func (p *printer) changeLine(cs messages.CheckStatus, from messages.State) string {
+func (p *printer) changeLine(
+	cs messages.CheckStatus, from messages.State,
+) string {
+	to := cs.Status.State
+	plain := from.String() + " -> " + to.String()
+	change := from.String() + " -> " + p.paintState(to)
+	return p.line(cs, change, len(plain), oneLine(cs.Status.Message))
+}
+
+// staleLine formats the notification of a check that is no longer
+// served, which the Engine ignores, e.g. "18:40:02.123  http-503  http
+// GET /healthz 127.0.0.1:41234  unhealthy  ignored, not served: HTTP GET
+// to ...".
+func (p *printer) staleLine(cs messages.CheckStatus) string {
+	state := cs.Status.State
+	return p.line(cs, p.paintState(state), len(state.String()),
+		"ignored, not served: "+oneLine(cs.Status.Message))
+}
+
+// line formats a line about check cs: the time of its probe, its name and
+// description, then state, whose width without colour is width, padded
+// to a column, then text.
+func (p *printer) line(
+	cs messages.CheckStatus, state string, width int, text string,
+) string {
 	at := cs.Status.LastCheck
 	if at.IsZero() {
 		at = p.now()
 	}
-	to := cs.Status.State
-	plain := from.String() + " -> " + to.String()
-	change := from.String() + " -> " + p.paintState(to) +
-		strings.Repeat(" ", max(0, changeWidth-len(plain)))
-	return fmt.Sprintf("%s  %s  %-*s  %s  %s", p.stamp(at), p.label(cs.ID),
-		p.descWidth, p.byID[cs.ID].desc, change, oneLine(cs.Status.Message))
+	pad := strings.Repeat(" ", max(0, changeWidth-width))
+	return fmt.Sprintf("%s  %s  %-*s  %s%s  %s", p.stamp(at), p.name(cs.ID),
+		p.descWidth, p.labels[cs.ID].desc, state, pad, text)
 }
 
-// summaryLine counts the checks in each state, e.g. "18:40:32.000
-// periodic status: 5 healthy, 3 unhealthy".
+// summaryLine counts the checks served in each state, e.g.
+// "18:40:32.000  periodic status: 5 healthy, 3 unhealthy".
 func (p *printer) summaryLine() string {
 	count := make(map[messages.State]int)
-	for _, l := range p.checks {
-		count[p.states[l.id]]++
+	for _, id := range p.current {
+		count[p.states[id]]++
 	}
 	s := fmt.Sprintf("%s  periodic status: %d healthy, %d unhealthy",
 		p.stamp(p.now()), count[messages.StateHealthy],
@@ -184,45 +282,60 @@ func (p *printer) summaryLine() string {
 	return s
 }
 
-// statuses prints every status of a StatusResponse with its counters.
-func (p *printer) statuses(r *messages.StatusResponse) {
-	p.println(fmt.Sprintf("%s  status of %d checks:",
-		p.stamp(p.now()), len(r.Statuses)))
-	for _, cs := range r.Statuses {
-		p.states[cs.ID] = cs.Status.State
-		p.println(p.statusLine(cs))
+// statusesLocked prints title and a line per status. The printer's mutex
+// must be held.
+func (p *printer) statusesLocked(
+	title string, statuses []messages.CheckStatus, full bool,
+) {
+	p.println(p.stamp(p.now()) + "  " + title)
+	for _, cs := range statuses {
+		if slices.Contains(p.current, cs.ID) {
+			p.states[cs.ID] = cs.Status.State
+		}
+		p.println(p.statusLine(cs, full))
 	}
 }
 
-// statusLine formats one check's full status, e.g. "  #1 tcp-echo
-// healthy  12 ok  0 failed  0 restarts  TCP connect ...".
-func (p *printer) statusLine(cs messages.CheckStatus) string {
+// statusLine formats one check's status: in full, e.g. "  tcp-echo
+// healthy  12 ok  0 failed  0 restarts  TCP connect ...", else with the
+// time of its probe instead of the counters, e.g. "  tcp-echo  healthy
+// as of 18:40:02.123  TCP connect ...".
+func (p *printer) statusLine(cs messages.CheckStatus, full bool) string {
 	st := cs.Status
 	name := st.State.String()
 	pad := strings.Repeat(" ", max(0, stateWidth-len(name)))
-	return fmt.Sprintf("  %s  %s%s  %5d ok  %5d failed  %d restarts  %s",
-		p.label(cs.ID), p.paintState(st.State), pad, st.Successes,
-		st.Failures, st.Restarts, oneLine(st.Message))
+	var detail string
+	switch {
+	case full:
+		detail = fmt.Sprintf("%5d ok  %5d failed  %d restarts",
+			st.Successes, st.Failures, st.Restarts)
+	case st.LastCheck.IsZero():
+		detail = "as of " + strings.Repeat(" ", len(clockLayout))
+	default:
+		detail = "as of " + p.stamp(st.LastCheck)
+	}
+	return fmt.Sprintf("  %s  %s%s  %s  %s", p.name(cs.ID),
+		p.paintState(st.State), pad, detail, oneLine(st.Message))
 }
 
 // errorLine formats an error reply, naming its check when it has an ID.
 func (p *printer) errorLine(e *messages.Error) string {
 	who := ""
 	if e.ID != nil {
-		who = strings.TrimRight(p.label(*e.ID), " ") + ": "
+		who = strings.TrimRight(p.name(*e.ID), " ") + ": "
 	}
 	return fmt.Sprintf("%s  %s  %s%s", p.stamp(p.now()),
 		p.paint(ansiRed, "error"), who, oneLine(e.Message))
 }
 
-// label returns "#<id> <name>" padded to the widest label; a check the
-// printer does not know is named "?".
-func (p *printer) label(id uint64) string {
-	name := "?"
-	if l, ok := p.byID[id]; ok {
+// name returns the check's name padded to the widest; a check the
+// printer does not know is named "?" and its ID.
+func (p *printer) name(id uint64) string {
+	name := fmt.Sprintf("? (id %d)", id)
+	if l, ok := p.labels[id]; ok {
 		name = l.name
 	}
-	return fmt.Sprintf("#%-*d %-*s", p.idWidth, id, p.nameWidth, name)
+	return fmt.Sprintf("%-*s", p.nameWidth, name)
 }
 
 // stamp formats t in local time for the start of a line.
