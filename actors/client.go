@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -138,7 +139,11 @@ func (cl *client) write(proxy *actor.PID, root *actor.RootContext) {
 		}
 		cl.conn.SetWriteDeadline(time.Now().Add(cl.cfg.WriteTimeout))
 		if _, err := cl.conn.Write(line); err != nil {
-			cl.log.Warn().Err(err).Msg("client_write_failed")
+			level := zerolog.WarnLevel
+			if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+				level = zerolog.DebugLevel // The client left: nothing to fix.
+			}
+			cl.log.WithLevel(level).Err(err).Msg("client_write_failed")
 			failed = true
 			cl.conn.Close()
 			continue
