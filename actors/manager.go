@@ -58,6 +58,15 @@ type ManagerConfig struct {
 	// Telemetry, if set, measures the manager, its children and the
 	// checks' domain.
 	Telemetry *Telemetry
+	// StateFile, if set, keeps every check's last known state across
+	// restarts: written every StateSaveInterval (default 30s) and when
+	// the manager drains, read when it starts. A check whose config is
+	// unchanged starts in its saved state, kept out of the periodic full
+	// status as RestorePolicy says (RestoreConfirm, the default, or
+	// RestoreInterval). A corrupt or foreign file is logged and ignored.
+	StateFile         string
+	StateSaveInterval time.Duration
+	RestorePolicy     string
 	// Logger receives the tree's log lines.
 	Logger zerolog.Logger
 }
@@ -114,6 +123,12 @@ type managerState struct {
 	// root sends on behalf of the manager outside Receive.
 	root *actor.RootContext
 
+	// restorable holds the states read from the state file, until their
+	// checks are configured; saveTimer and saving drive the file's writes.
+	restorable map[uint64]savedCheck
+	saveTimer  *time.Timer
+	saving     chan struct{}
+
 	// draining is set once a Shutdown has arrived; halting while the
 	// manager stops or restarts, when the library stops the children.
 	draining bool
@@ -140,6 +155,12 @@ func NewManager(cfg ManagerConfig) *actor.Props {
 	if cfg.MaxChecks <= 0 {
 		cfg.MaxChecks = def.MaxChecks
 	}
+	if cfg.StateSaveInterval <= 0 {
+		cfg.StateSaveInterval = DefaultStateSaveInterval
+	}
+	if cfg.RestorePolicy == "" {
+		cfg.RestorePolicy = RestoreConfirm
+	}
 	if cfg.RestartBackoffMin <= 0 {
 		cfg.RestartBackoffMin = def.RestartBackoffMin
 	}
@@ -161,6 +182,7 @@ func NewManager(cfg ManagerConfig) *actor.Props {
 		pids:     make(map[uint64]*actor.PID),
 		stopping: make(map[string]uint64),
 	}
+	st.loadState()
 	// NOTE: manager implements actor.SupervisorStrategy, so it supervises
 	// its children itself; see HandleFailure.
 	return actor.PropsFromProducer(func() actor.Actor {
@@ -179,6 +201,10 @@ func (m *manager) Receive(c actor.Context) {
 		c.Respond(m.report())
 	case *notifyTick:
 		m.handleNotifyTick(c)
+	case *saveTick:
+		m.saveState(c, false)
+	case *saveDone:
+		m.saving = nil
 	case *messages.Shutdown:
 		m.handleShutdown(c)
 	case *messages.InjectFault:
@@ -194,6 +220,7 @@ func (m *manager) Receive(c actor.Context) {
 	case *actor.Stopping, *actor.Restarting:
 		m.halting = true
 		m.stopNotifyTimer()
+		m.stopSaving()
 	case *actor.Stopped, *actor.Touch:
 	default:
 		m.log.Warn().Str("type", fmt.Sprintf("%T", msg)).Msg("unexpected_message")
@@ -222,6 +249,7 @@ func (m *manager) handleStarted(c actor.Context) {
 		telemetry: m.cfg.Telemetry,
 		logger:    m.cfg.Logger,
 	}
+	m.armSave(c)
 	m.halting = false
 	clear(m.pids)
 	clear(m.stopping)
@@ -291,6 +319,7 @@ func (m *manager) bounded(configs []messages.Config) []messages.Config {
 func (m *manager) add(c actor.Context, cfg messages.Config) {
 	rec := newCheckRecord(cfg, m.cfg.Telemetry)
 	m.cfg.Telemetry.checkAdded(cfg.Checker)
+	m.restore(rec, &cfg)
 	m.mu.Lock()
 	m.records[cfg.ID] = rec
 	m.mu.Unlock()
@@ -354,6 +383,8 @@ func (m *manager) handleShutdown(c actor.Context) {
 	}
 	m.draining = true
 	m.stopNotifyTimer()
+	m.stopSaving()
+	m.saveState(c, true)
 	m.log.Info().Int("checks", len(m.pids)).Msg("manager_draining")
 	for id, pid := range m.pids {
 		delete(m.pids, id)
@@ -464,9 +495,10 @@ func cmpUint64(a, b uint64) int {
 // those of checks that have not finished a probe yet: an Unknown would
 // take a healthy backend out of service after a restart (Seesaw does so).
 func (m *manager) handleNotifyTick(c actor.Context) {
+	now := time.Now()
 	var batch []messages.CheckStatus
 	for id, rec := range m.records {
-		if st := rec.status(); st.State != messages.StateUnknown {
+		if st, ok := rec.periodic(now); ok {
 			batch = append(batch, messages.CheckStatus{ID: id, Status: st})
 		}
 	}

@@ -30,6 +30,9 @@ type checkRecord struct {
 	// flapOK is the result the next flap gives.
 	faults map[messages.Fault]int
 	flapOK bool
+	// hiddenUntil keeps a state restored from the state file out of the
+	// periodic full status until then; a finished probe clears it.
+	hiddenUntil time.Time
 }
 
 func newCheckRecord(cfg messages.Config, tel *Telemetry) *checkRecord {
@@ -74,6 +77,7 @@ func (r *checkRecord) record(res messages.ProbeResult) (
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.crashes = 0
+	r.hiddenUntil = time.Time{}
 	prev = r.health.status.State
 	changed = r.health.record(res, r.cfg.Retries)
 	r.tel.transition(prev, r.health.status.State)
@@ -153,6 +157,43 @@ func (r *checkRecord) takeFault(kinds ...messages.Fault) (f messages.Fault, ok b
 		}
 	}
 	return "", false
+}
+
+// restore seeds the record with its check's state before a restart,
+// hidden from the periodic full status until hiddenUntil.
+func (r *checkRecord) restore(saved savedCheck, hiddenUntil time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tel.restored(saved.Status.State)
+	r.health.status = saved.Status
+	r.health.since = saved.Since
+	r.restarts = saved.Status.Restarts
+	r.hiddenUntil = hiddenUntil
+}
+
+// periodic returns the status to include in the periodic full status, or
+// false when there is none yet: a check that has not finished a probe,
+// or whose restored state is still hidden.
+func (r *checkRecord) periodic(now time.Time) (messages.Status, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.statusLocked()
+	if st.State == messages.StateUnknown || now.Before(r.hiddenUntil) {
+		return st, false
+	}
+	return st, true
+}
+
+// saved returns what the state file keeps of the check.
+func (r *checkRecord) saved() savedCheck {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return savedCheck{
+		ID:     r.id,
+		Config: fingerprint(&r.cfg),
+		Status: r.statusLocked(),
+		Since:  r.health.since,
+	}
 }
 
 // detach ends the record's part in the telemetry, when its check is

@@ -311,6 +311,16 @@ func (t *Telemetry) checkAdded(checker messages.CheckerType) {
 	t.configuredCount(checker).Add(1)
 }
 
+// restored moves a new check from unknown to its restored state without
+// counting a transition.
+func (t *Telemetry) restored(st messages.State) {
+	if t == nil {
+		return
+	}
+	t.states[messages.StateUnknown].Add(-1)
+	t.states[st].Add(1)
+}
+
 func (t *Telemetry) checkRemoved(checker messages.CheckerType, st messages.State) {
 	if t == nil {
 		return
