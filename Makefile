@@ -4,7 +4,7 @@ GO       ?= go
 BIN      := bin
 FUZZTIME ?= 30s
 
-.PHONY: all build demo test vet fuzz clean
+.PHONY: all build demo test vet fuzz soak clean
 
 all: build
 
@@ -36,6 +36,13 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+## soak: 10,000 checks under churn, faults, Engine restarts and bridge
+## reconnects for SOAK_DURATION; fails on unbounded growth or a wrong
+## final state.
+SOAK_DURATION ?= 10m
+soak:
+	$(GO) run ./tests/soak -duration $(SOAK_DURATION)
 
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,453 @@
+// Command soak runs the healthcheck server for a bounded time under
+// config churn, injected faults, Engine restarts and reconnects of the
+// split bridge, samples the process's RSS, goroutines and open files,
+// and fails if any of them keeps growing or if, at the end, a check's
+// state in the simulated Engine differs from the truth. `make soak` runs
+// it; every address it uses is on 127.0.0.0/8.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/lbhealth/hcsupervisor/actors"
+	"github.com/lbhealth/hcsupervisor/bridge"
+	"github.com/lbhealth/hcsupervisor/bridge/enginesim"
+	"github.com/lbhealth/hcsupervisor/messages"
+	"github.com/lbhealth/hcsupervisor/tests/faultinject"
+)
+
+type options struct {
+	duration  time.Duration
+	checks    int
+	backends  int
+	interval  time.Duration
+	sampleGap time.Duration
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 10*time.Minute, "how long the soak runs")
+	flag.IntVar(&o.checks, "checks", 10000, "checks configured")
+	flag.IntVar(&o.backends, "backends", 200, "TCP backends the checks share")
+	flag.DurationVar(&o.interval, "interval", 5*time.Second, "check interval")
+	flag.DurationVar(&o.sampleGap, "sample", 10*time.Second, "time between samples")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "soak: FAIL:", err)
+		os.Exit(1)
+	}
+	fmt.Println("soak: PASS")
+}
+
+// soak is one run: the fleet, the simulated Engine, the server and the
+// split bridge.
+type soak struct {
+	o       options
+	dir     string
+	log     zerolog.Logger
+	fleet   *fleet
+	engine  *enginesim.Server
+	server  *actors.Service
+	bridge  *bridge.Split
+	bridgeS *actorsSystem
+	rng     *rand.Rand
+	nextID  uint64
+	ids     []uint64
+	backend map[uint64]int
+}
+
+func run(o options) error {
+	dir, err := os.MkdirTemp("", "soak")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	s := &soak{
+		o:       o,
+		dir:     dir,
+		log:     zerolog.New(os.Stderr).Level(zerolog.ErrorLevel).With().Timestamp().Logger(),
+		rng:     rand.New(rand.NewPCG(7, 11)),
+		nextID:  1,
+		backend: make(map[uint64]int),
+	}
+	if s.fleet, err = startFleet(o.backends); err != nil {
+		return err
+	}
+	defer s.fleet.close()
+	if err := s.start(); err != nil {
+		return err
+	}
+	defer s.stop()
+
+	samples, err := s.churn()
+	if err != nil {
+		return err
+	}
+	verdict := judge(samples)
+	fmt.Println(verdict.table)
+	if err := s.converge(); err != nil {
+		return err
+	}
+	return verdict.err
+}
+
+func (s *soak) engineSock() string { return filepath.Join(s.dir, "engine.sock") }
+func (s *soak) serverSock() string { return filepath.Join(s.dir, "hc.sock") }
+
+// start brings up the Engine with every check, the server and the bridge.
+func (s *soak) start() error {
+	cfg := enginesim.DefaultConfig()
+	cfg.History = -1
+	s.engine = enginesim.New(cfg)
+	for range s.o.checks {
+		s.addCheck()
+	}
+	if err := s.setChecks(); err != nil {
+		return err
+	}
+	if err := s.engine.Listen(s.engineSock()); err != nil {
+		return err
+	}
+	if err := s.startServer(); err != nil {
+		return err
+	}
+	s.bridgeS = newActorsSystem(s.log)
+	split, err := bridge.StartSplit(s.bridgeS.sys,
+		bridge.LinkConfig{Socket: s.serverSock(), ReconnectDelay: 100 * time.Millisecond,
+			Logger: s.log},
+		bridge.EdgeConfig{
+			Engine:        bridge.NewEngineClient(s.engineSock(), 5*time.Second),
+			FetchInterval: 5 * time.Second,
+			RetryDelay:    500 * time.Millisecond,
+			Logger:        s.log,
+		})
+	s.bridge = split
+	return err
+}
+
+func (s *soak) startServer() error {
+	edge, err := actors.ListenProxy(actors.ProxyConfig{
+		Path: s.serverSock(), EnableFaultInjection: true, Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	mcfg := actors.DefaultManagerConfig()
+	mcfg.NotifyInterval = 15 * time.Second
+	mcfg.StateFile = filepath.Join(s.dir, "state.json")
+	mcfg.Logger = s.log
+	s.server, err = actors.Start(actors.ServiceConfig{
+		Manager: mcfg, Edges: []actors.Edge{edge}, Logger: s.log,
+	})
+	return err
+}
+
+func (s *soak) stop() {
+	if s.bridge != nil {
+		s.bridge.Stop()
+		s.bridgeS.sys.Shutdown()
+	}
+	if s.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s.server.Stop(ctx)
+	}
+	if s.engine != nil {
+		s.engine.Close()
+	}
+}
+
+// addCheck configures one more check of a random backend.
+func (s *soak) addCheck() {
+	id := s.nextID
+	s.nextID++
+	s.ids = append(s.ids, id)
+	s.backend[id] = s.rng.IntN(s.o.backends)
+}
+
+func (s *soak) setChecks() error {
+	checks := make([]enginesim.Check, len(s.ids))
+	for i, id := range s.ids {
+		addr := s.fleet.addrs[s.backend[id]]
+		checks[i] = enginesim.Check{
+			ID: id, Type: "tcp", IP: addr.Addr().String(), Port: int(addr.Port()),
+			Interval: s.o.interval, Timeout: time.Second,
+		}
+	}
+	_, err := s.engine.SetChecks(checks)
+	return err
+}
+
+// churn runs the disturbances for the soak's duration, sampling the
+// process as it goes.
+func (s *soak) churn() ([]sample, error) {
+	inj, err := faultinject.Dial(s.serverSock())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { inj.Close() }()
+	var samples []sample
+	start := time.Now()
+	next := start
+	for step := 0; time.Since(start) < s.o.duration; step++ {
+		if time.Now().After(next) {
+			samples = append(samples, takeSample(time.Since(start)))
+			next = next.Add(s.o.sampleGap)
+		}
+		if err := s.disturb(step, &inj); err != nil {
+			return nil, err
+		}
+		time.Sleep(time.Second) // NOTE: paces the disturbances.
+	}
+	inj.ClearAll()
+	return samples, nil
+}
+
+// disturb does one of the soak's disturbances, by the step's number.
+func (s *soak) disturb(step int, inj **faultinject.Client) error {
+	switch {
+	case step%2 == 0:
+		s.fleet.toggle(s.rng.IntN(s.o.backends))
+	case step%7 == 3:
+		// A tenth of the checks leave; as many new ones come.
+		for range len(s.ids) / 10 {
+			i := s.rng.IntN(len(s.ids))
+			delete(s.backend, s.ids[i])
+			s.ids = append(s.ids[:i], s.ids[i+1:]...)
+			s.addCheck()
+		}
+		return s.setChecks()
+	case step%11 == 5:
+		// The Engine restarts.
+		s.engine.Close()
+		time.Sleep(2 * time.Second) // NOTE: the outage.
+		return s.engine.Listen(s.engineSock())
+	case step%13 == 9:
+		// The server restarts under the split bridge, which reconnects.
+		(*inj).Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := s.server.Stop(ctx)
+		cancel()
+		if err == nil {
+			err = s.startServer()
+		}
+		if err != nil {
+			return err
+		}
+		c, err := faultinject.Dial(s.serverSock())
+		if err != nil {
+			return err
+		}
+		*inj = c
+	default:
+		id := s.ids[s.rng.IntN(len(s.ids))]
+		fault := messages.Faults[s.rng.IntN(len(messages.Faults))]
+		if _, err := (*inj).Inject(id, fault, s.rng.IntN(3)+1); err != nil &&
+			!strings.Contains(err.Error(), "no check") {
+			return fmt.Errorf("inject: %w", err)
+		}
+	}
+	return nil
+}
+
+// converge waits for every check's state in the Engine to be the truth.
+func (s *soak) converge() error {
+	truth := make(map[uint64]messages.State, len(s.ids))
+	for _, id := range s.ids {
+		truth[id] = messages.StateUnhealthy
+		if s.fleet.up(s.backend[id]) {
+			truth[id] = messages.StateHealthy
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*s.o.interval+time.Minute)
+	defer cancel()
+	var wrong int
+	err := s.engine.WaitFor(ctx, func(snap *enginesim.Snapshot) bool {
+		wrong = 0
+		for id, want := range truth {
+			if messages.State(snap.States[id].State) != want {
+				wrong++
+			}
+		}
+		return wrong == 0
+	})
+	if err != nil {
+		return fmt.Errorf("%d of %d checks never reached their true state in the Engine",
+			wrong, len(truth))
+	}
+	fmt.Printf("soak: all %d checks' states in the Engine are the truth\n", len(truth))
+	return nil
+}
+
+// fleet is the TCP backends; a backend is up while it listens.
+type fleet struct {
+	mu    sync.Mutex
+	addrs []netipAddrPort
+	lns   []net.Listener
+}
+
+func startFleet(n int) (*fleet, error) {
+	f := &fleet{addrs: make([]netipAddrPort, n), lns: make([]net.Listener, n)}
+	for i := range n {
+		// Spread over 127.0.x.y so no address runs short of ports.
+		ip := fmt.Sprintf("127.0.%d.%d", 1+i/250, 1+i%250)
+		ln, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			return nil, err
+		}
+		f.lns[i] = ln
+		f.addrs[i] = mustAddrPort(ln.Addr().String())
+		go serve(ln)
+	}
+	return f, nil
+}
+
+func serve(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		conn.Close()
+	}
+}
+
+func (f *fleet) up(i int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lns[i] != nil
+}
+
+// toggle takes a backend down, or brings it back on its address.
+func (f *fleet) toggle(i int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lns[i] != nil {
+		f.lns[i].Close()
+		f.lns[i] = nil
+		return
+	}
+	ln, err := net.Listen("tcp", f.addrs[i].String())
+	if err != nil {
+		return // The port is taken for now; stays down, which is the truth.
+	}
+	f.lns[i] = ln
+	go serve(ln)
+}
+
+func (f *fleet) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, ln := range f.lns {
+		if ln != nil {
+			ln.Close()
+			f.lns[i] = nil
+		}
+	}
+}
+
+// sample is the process's size at one moment.
+type sample struct {
+	at         time.Duration
+	rss        float64 // MiB
+	goroutines float64
+	fds        float64
+}
+
+func takeSample(at time.Duration) sample {
+	return sample{
+		at:         at,
+		rss:        float64(statusKB("VmRSS")) / 1024,
+		goroutines: float64(numGoroutine()),
+		fds:        float64(countFDs()),
+	}
+}
+
+// statusKB reads a field of /proc/self/status, in KiB.
+func statusKB(field string) int {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.Atoi(strings.Fields(rest)[0])
+			return n
+		}
+	}
+	return 0
+}
+
+func countFDs() int {
+	entries, _ := os.ReadDir("/proc/self/fd")
+	return len(entries)
+}
+
+// verdict is the judgement of the samples.
+type verdict struct {
+	table string
+	err   error
+}
+
+// Growth limits over the second half of the soak, per minute.
+const (
+	maxRSSSlope       = 2.0 // MiB
+	maxGoroutineSlope = 20.0
+	maxFDSlope        = 5.0
+)
+
+// judge fits a line through the second half of the samples of each
+// measure and fails on a slope above its limit: growth that has not
+// levelled off after the first half is growth without bound.
+func judge(samples []sample) verdict {
+	half := samples[len(samples)/2:]
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-10s %10s %10s %12s %8s\n", "measure", "first", "last", "slope/min", "limit")
+	var errs []error
+	for _, m := range []struct {
+		name  string
+		get   func(sample) float64
+		limit float64
+	}{
+		{"rss_mib", func(s sample) float64 { return s.rss }, maxRSSSlope},
+		{"goroutines", func(s sample) float64 { return s.goroutines }, maxGoroutineSlope},
+		{"open_files", func(s sample) float64 { return s.fds }, maxFDSlope},
+	} {
+		slope := slopePerMinute(half, m.get)
+		fmt.Fprintf(&b, "%-10s %10.1f %10.1f %12.2f %8.1f\n", m.name,
+			m.get(samples[0]), m.get(samples[len(samples)-1]), slope, m.limit)
+		if slope > m.limit {
+			errs = append(errs, fmt.Errorf("%s grows %.2f/min (limit %.1f)",
+				m.name, slope, m.limit))
+		}
+	}
+	return verdict{table: b.String(), err: errors.Join(errs...)}
+}
+
+// slopePerMinute is the least-squares slope of get over time.
+func slopePerMinute(samples []sample, get func(sample) float64) float64 {
+	if len(samples) < 2 {
+		return 0
+	}
+	var sx, sy, sxx, sxy float64
+	for _, s := range samples {
+		x, y := s.at.Minutes(), get(s)
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	n := float64(len(samples))
+	den := n*sxx - sx*sx
+	if den == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / den
+}

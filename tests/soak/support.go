@@ -1,0 +1,26 @@
+package main
+
+import (
+	"net/netip"
+	"runtime"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/lbhealth/hcsupervisor/actors"
+)
+
+type netipAddrPort = netip.AddrPort
+
+func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+func numGoroutine() int { return runtime.NumGoroutine() }
+
+// actorsSystem is the split bridge's own actor system.
+type actorsSystem struct {
+	sys *actor.ActorSystem
+}
+
+func newActorsSystem(log zerolog.Logger) *actorsSystem {
+	return &actorsSystem{sys: actors.NewSystem(log)}
+}
