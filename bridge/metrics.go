@@ -18,7 +18,8 @@ var (
 	unreachableDesc = prometheus.NewDesc("hc_engine_unreachable",
 		"1 while max_failures or more HealthState calls in a row failed.", nil, nil)
 	lastFetchDesc = prometheus.NewDesc("hc_engine_last_fetch_timestamp_seconds",
-		"When configs were last fetched from the Engine.", nil, nil)
+		"When configs were last fetched from the Engine; 0 before the first.",
+		nil, nil)
 )
 
 // Describe is part of prometheus.Collector: EdgeStats exports itself.
@@ -48,10 +49,10 @@ func (s *EdgeStats) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(unreachableDesc, prometheus.GaugeValue,
 		unreachable)
-	if ns := s.LastFetch.Load(); ns != 0 {
-		ch <- prometheus.MustNewConstMetric(lastFetchDesc, prometheus.GaugeValue,
-			float64(ns)/1e9)
-	}
+	// Zero until the first good fetch: an Engine never reached looks as
+	// old as can be.
+	ch <- prometheus.MustNewConstMetric(lastFetchDesc, prometheus.GaugeValue,
+		float64(s.LastFetch.Load())/1e9)
 }
 
 // Health returns the bridge's view of the Engine, for /healthz.

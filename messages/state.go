@@ -109,10 +109,12 @@ func (s Status) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
-// UnmarshalJSON decodes the protocol's status object.
+// UnmarshalJSON decodes the protocol's status object. Unlike a config, a
+// status is the server's output, so fields unknown to this version are
+// ignored: a newer server may add some without breaking older clients.
 func (s *Status) UnmarshalJSON(b []byte) error {
 	var in statusJSON
-	if err := strictUnmarshal(b, &in); err != nil {
+	if err := json.Unmarshal(b, &in); err != nil {
 		return err
 	}
 	out := Status{

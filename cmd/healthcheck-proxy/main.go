@@ -34,6 +34,7 @@ type config struct {
 	exitOnFailures bool
 	logLevel       string
 	logFormat      string
+	metricsAddr    string
 }
 
 func defaultConfig() config {
@@ -44,6 +45,7 @@ func defaultConfig() config {
 		retryDelay:    bridge.DefaultRetryDelay,
 		maxFailures:   bridge.DefaultMaxFailures,
 		logLevel:      "info",
+		metricsAddr:   "127.0.0.1:10259",
 		logFormat:     "json",
 	}
 }
@@ -61,6 +63,8 @@ func (c *config) register(fs *flag.FlagSet) {
 		"consecutive failed Engine calls before the bridge alarms and backs off")
 	fs.BoolVar(&c.exitOnFailures, "exit_on_max_failures", c.exitOnFailures,
 		"exit with status 1 after -max_failures failed Engine calls, as Seesaw does")
+	fs.StringVar(&c.metricsAddr, "metrics_addr", c.metricsAddr,
+		"HTTP listener for /metrics and /healthz; empty disables it")
 	fs.StringVar(&c.logLevel, "log_level", c.logLevel, "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log_format", c.logFormat, "json or console")
 }
@@ -99,7 +103,9 @@ func serve(cfg config, logger zerolog.Logger) error {
 	sys := actors.NewSystem(logger)
 	defer sys.Shutdown()
 	var fatal atomic.Pointer[error]
+	stats := &bridge.EdgeStats{}
 	ecfg := bridge.EdgeConfig{
+		Stats:         stats,
 		Engine:        bridge.NewEngineClient(cfg.engineSocket, 0),
 		FetchInterval: cfg.fetchInterval,
 		RetryDelay:    cfg.retryDelay,
@@ -119,6 +125,14 @@ func serve(cfg config, logger zerolog.Logger) error {
 	}
 	logger.Info().Str("engine", cfg.engineSocket).
 		Str("server", cfg.serverSocket).Msg("proxy_started")
+	if cfg.metricsAddr != "" {
+		srv, err := serveOperators(cfg.metricsAddr, operatorsHandler(stats), logger)
+		if err != nil {
+			split.Stop()
+			return fmt.Errorf("-metrics_addr: %w", err)
+		}
+		defer srv.Close()
+	}
 
 	var died error
 	select {

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/lbhealth/hcsupervisor/bridge"
+	"github.com/lbhealth/hcsupervisor/messages"
+)
+
+// operatorsHandler serves the split bridge's own /metrics (the Engine
+// calls, pending statuses, last fetch, Go runtime) and /healthz.
+func operatorsHandler(stats *bridge.EdgeStats) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(stats,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		rep := messages.HealthReport{Status: "ok", Engine: stats.Health()}
+		code := http.StatusOK
+		if !rep.Engine.Reachable {
+			rep.Status = "degraded"
+			rep.Problems = []string{"engine unreachable"}
+			code = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(rep)
+	})
+	return mux
+}
+
+// serveOperators serves h on addr until the returned server is shut down.
+func serveOperators(addr string, h http.Handler, logger zerolog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout: 30 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error().Err(err).Msg("operators_listener_failed")
+		}
+	}()
+	logger.Info().Str("addr", ln.Addr().String()).Msg("operators_listening")
+	return srv, nil
+}
