@@ -85,8 +85,10 @@ type serverOptions struct {
 	OnShutdown    func()
 	// EnableFaultInjection lets clients inject faults.
 	EnableFaultInjection bool
-	// Tune, if set, adjusts the manager's config last.
-	Tune func(*actors.ManagerConfig)
+	// Tune, if set, adjusts the manager's config last; TuneProxy the
+	// proxy's.
+	Tune      func(*actors.ManagerConfig)
+	TuneProxy func(*actors.ProxyConfig)
 	// Edges are started beside the proxy.
 	Edges []actors.Edge
 }
@@ -122,7 +124,7 @@ func startServer(t testing.TB, opts serverOptions) *server {
 		path:  filepath.Join(dir, "hc.sock"),
 		stats: &actors.ProxyStats{},
 	}
-	edge, err := actors.ListenProxy(actors.ProxyConfig{
+	pcfg := actors.ProxyConfig{
 		Path:                 s.path,
 		MaxLineBytes:         opts.MaxLineBytes,
 		AllowShutdown:        opts.AllowShutdown,
@@ -130,7 +132,11 @@ func startServer(t testing.TB, opts serverOptions) *server {
 		EnableFaultInjection: opts.EnableFaultInjection,
 		Stats:                s.stats,
 		Logger:               logger,
-	})
+	}
+	if opts.TuneProxy != nil {
+		opts.TuneProxy(&pcfg)
+	}
+	edge, err := actors.ListenProxy(pcfg)
 	if err != nil {
 		t.Fatalf("ListenProxy: %v", err)
 	}
