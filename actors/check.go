@@ -26,6 +26,8 @@ type checkEnv struct {
 	notifier  *actor.PID
 	newProber func(*messages.Config) (Prober, error)
 	telemetry *Telemetry
+	limiter   *startLimiter
+	jitter    float64
 	logger    zerolog.Logger
 }
 
@@ -46,9 +48,12 @@ type checkActor struct {
 
 	prober Prober
 	// planned is when the current or next probe is due, on the phase of
-	// interval.
+	// interval; due is planned plus its jitter, and slotHeld says the
+	// start limiter's slot for it is taken.
 	planned  time.Time
+	due      time.Time
 	interval time.Duration
+	slotHeld bool
 	timer    *time.Timer
 	// tickGen tells the current timer's tick from stale ones; it comes
 	// from the record's sequence, like probeSeq.
@@ -169,13 +174,21 @@ func (a *checkActor) replan(interval time.Duration) {
 	a.arm()
 }
 
-// arm sets the timer for a.planned, replacing any earlier one.
+// arm sets the timer for a.planned plus jitter, replacing any earlier
+// one.
 func (a *checkActor) arm() {
+	a.due = a.planned.Add(jitterOffset(a.interval, a.env.jitter))
+	a.slotHeld = false
+	a.armAt(a.due)
+}
+
+// armAt sets the timer for at, replacing any earlier one.
+func (a *checkActor) armAt(at time.Time) {
 	a.stopTimer()
 	a.tickGen = a.rec.seq.Add(1)
 	tick := &probeTick{gen: a.tickGen}
 	self, root := a.self, a.root
-	a.timer = time.AfterFunc(time.Until(a.planned), func() {
+	a.timer = time.AfterFunc(time.Until(at), func() {
 		root.Send(self, tick)
 	})
 }
@@ -192,6 +205,15 @@ func (a *checkActor) handleTick(m *probeTick) {
 		return
 	}
 	a.timer = nil
+	if !a.slotHeld {
+		now := time.Now()
+		if wait := a.env.limiter.reserve(now); wait > 0 {
+			a.slotHeld = true
+			a.armAt(now.Add(wait))
+			return
+		}
+	}
+	a.slotHeld = false
 	if f, _ := a.rec.takeFault(messages.FaultPanic); f != "" {
 		panic("injected fault: panic")
 	}
@@ -250,7 +272,7 @@ func (a *checkActor) handleDone(c actor.Context, m *probeDone) {
 
 	st, prev, changed := a.rec.record(m.result)
 	a.env.telemetry.probeDone(a.rec.config().Checker, m.result,
-		m.result.Start.Sub(a.planned))
+		m.result.Start.Sub(a.due))
 	a.log.Debug().Bool("success", m.result.Success).
 		Dur("duration", m.result.Duration).
 		Str("result", m.result.Message).Msg("probe_done")

@@ -39,6 +39,12 @@ type ManagerConfig struct {
 	BatchDelay time.Duration
 	// DryRun makes every probe succeed without touching the network.
 	DryRun bool
+	// ProbeRate, if positive, bounds probe starts across all checks, per
+	// second; a start beyond it waits for its slot. Default 0: no bound.
+	ProbeRate float64
+	// Jitter, from 0 to 1, delays each planned start by a random part of
+	// up to Jitter × interval. Default 0: starts on the check's phase.
+	Jitter float64
 	// MaxChecks bounds the checks the manager runs. An update naming more
 	// keeps the checks already running, then the new ones in the update's
 	// order, up to the bound; the rest are rejected, counted and logged.
@@ -247,6 +253,8 @@ func (m *manager) handleStarted(c actor.Context) {
 		notifier:  notifier,
 		newProber: m.cfg.NewProber,
 		telemetry: m.cfg.Telemetry,
+		limiter:   newStartLimiter(m.cfg.ProbeRate),
+		jitter:    min(max(m.cfg.Jitter, 0), 1),
 		logger:    m.cfg.Logger,
 	}
 	m.armSave(c)
