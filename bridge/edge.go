@@ -131,6 +131,8 @@ type edge struct {
 	sendTimer *time.Timer
 	// failures counts consecutive failed HealthState calls.
 	failures int
+	// skipped holds the IDs of the last fetch's checks that cannot run.
+	skipped map[uint64]bool
 }
 
 // call is an RPC in flight in a goroutine the bridge owns.
@@ -244,9 +246,23 @@ func (e *edge) handleFetched(c actor.Context, m *fetched) {
 	configs, rejected := ToConfigs(m.checks)
 	update := &messages.UpdateConfigs{Configs: configs}
 	for _, id := range slices.Sorted(maps.Keys(rejected)) {
-		e.log.Warn().Uint64("id", id).Err(rejected[id]).Msg("engine_check_skipped")
+		// Logged once per check, not on every fetch.
+		if !e.skipped[id] {
+			e.log.Warn().Uint64("id", id).Err(rejected[id]).Msg("engine_check_skipped")
+		}
 		update.Rejected = append(update.Rejected,
 			&messages.ConfigError{ID: id, HasID: true, Err: rejected[id]})
+	}
+	e.skipped = make(map[uint64]bool, len(rejected))
+	for id := range rejected {
+		e.skipped[id] = true
+	}
+	// The Engine answers again: a HealthState waiting out its backoff
+	// need not wait any longer.
+	if e.failures >= e.cfg.MaxFailures && e.sendTimer != nil {
+		e.sendTimer.Stop()
+		e.sendTimer = nil
+		e.send()
 	}
 	e.log.Debug().Int("configs", len(configs)).Int("skipped", len(rejected)).
 		Msg("configs_fetched")

@@ -220,6 +220,10 @@ func (l *link) handleLine(c actor.Context, m *linkLine) {
 		l.backoff = 0
 		l.log.Info().Msg("server_ready")
 		l.sendConfigs()
+		// Ask for every status first, for the Sink: changes made while no
+		// bridge was connected reach the Engine now, not at the next
+		// periodic status. A nil waiter stands for that request.
+		l.waiters = append([]*actor.PID{nil}, l.waiters...)
 		for range l.waiters {
 			l.enqueue(&messages.RequestStatus{})
 		}
@@ -255,8 +259,21 @@ func (l *link) answer(c actor.Context, sr *messages.StatusResponse) {
 	if len(l.waiters) == 0 {
 		return
 	}
-	c.Send(l.waiters[0], sr)
+	w := l.waiters[0]
 	l.waiters = l.waiters[1:]
+	if w != nil {
+		c.Send(w, sr)
+		return
+	}
+	var known []messages.CheckStatus
+	for _, cs := range sr.Statuses {
+		if cs.Status.State != messages.StateUnknown {
+			known = append(known, cs)
+		}
+	}
+	if len(known) > 0 && l.cfg.Sink != nil {
+		c.Send(l.cfg.Sink, &messages.NotificationBatch{Notifications: known})
+	}
 }
 
 func (l *link) sendConfigs() {
@@ -289,7 +306,9 @@ func (l *link) handleDown(c actor.Context, m *linkDown) {
 	// Status requests now go unanswered by this connection; the server's
 	// next one starts afresh.
 	for _, w := range l.waiters {
-		c.Send(w, &messages.Error{Message: "connection to server lost"})
+		if w != nil {
+			c.Send(w, &messages.Error{Message: "connection to server lost"})
+		}
 	}
 	l.waiters = nil
 	err := m.err
@@ -319,7 +338,9 @@ func (l *link) halt(c actor.Context) {
 		l.closeConn()
 	}
 	for _, w := range l.waiters {
-		c.Send(w, &messages.Error{Message: "link stopped"})
+		if w != nil {
+			c.Send(w, &messages.Error{Message: "link stopped"})
+		}
 	}
 	l.waiters = nil
 }
