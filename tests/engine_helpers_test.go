@@ -215,6 +215,10 @@ type stackOptions struct {
 	Quiet bool
 	// Log, if set, receives the log lines too.
 	Log io.Writer
+	// StateFile, if set, is the manager's state file.
+	StateFile string
+	// FaultInjection lets the test crash the tree's actors.
+	FaultInjection bool
 }
 
 func (o *stackOptions) applyDefaults() {
@@ -298,6 +302,9 @@ func (o *stackOptions) managerConfig(logger zerolog.Logger) actors.ManagerConfig
 		mcfg.BatchSize = o.BatchSize
 	}
 	mcfg.Logger = logger
+	mcfg.StateFile = o.StateFile
+	mcfg.RestartBackoffMin = time.Millisecond
+	mcfg.RestartBackoffMax = 50 * time.Millisecond
 	return mcfg
 }
 
