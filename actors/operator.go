@@ -88,6 +88,7 @@ func (s *Service) serveHealthz(w http.ResponseWriter, stats OperatorStats) {
 	if stats.Proxy != nil {
 		rep.Clients = stats.Proxy.Clients.Load()
 	}
+	rep.StartLag = s.tel.startLag()
 	if stats.Engine != nil {
 		rep.Engine = stats.Engine()
 		if !rep.Engine.Reachable {

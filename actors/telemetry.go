@@ -11,6 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/lbhealth/hcsupervisor/messages"
 )
@@ -36,7 +37,7 @@ type Telemetry struct {
 
 	probes          *prometheus.CounterVec
 	probeDuration   *prometheus.HistogramVec
-	startLag        prometheus.Histogram
+	startLagHist    prometheus.Histogram
 	transitions     *prometheus.CounterVec
 	batchSize       prometheus.Histogram
 	configsRejected *prometheus.CounterVec
@@ -75,7 +76,7 @@ func NewTelemetry() *Telemetry {
 		Help:    "How long probes take, by checker.",
 		Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10),
 	}, []string{"checker"})
-	t.startLag = prometheus.NewHistogram(prometheus.HistogramOpts{
+	t.startLagHist = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "hc_probe_start_lag_seconds",
 		Help:    "How late probes start against their plan.",
 		Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10),
@@ -94,7 +95,7 @@ func NewTelemetry() *Telemetry {
 		Help: "Configs rejected, by the field or reason at fault.",
 	}, []string{"reason"})
 	t.reg.MustRegister(t.messages, t.receive, t.lifecycle, t.deadLetters,
-		t.probes, t.probeDuration, t.startLag, t.transitions, t.batchSize,
+		t.probes, t.probeDuration, t.startLagHist, t.transitions, t.batchSize,
 		t.configsRejected, &gauges{t})
 	return t
 }
@@ -289,7 +290,7 @@ func (t *Telemetry) probeDone(checker messages.CheckerType,
 	}
 	t.probes.WithLabelValues(string(checker), result).Inc()
 	t.probeDuration.WithLabelValues(string(checker)).Observe(res.Duration.Seconds())
-	t.startLag.Observe(max(lag, 0).Seconds())
+	t.startLagHist.Observe(max(lag, 0).Seconds())
 }
 
 // transition records a check's change of state.
@@ -340,6 +341,40 @@ func (t *Telemetry) checkerChanged(from, to messages.CheckerType) {
 func (t *Telemetry) configuredCount(checker messages.CheckerType) *atomic.Int64 {
 	c, _ := t.configured.LoadOrStore(checker, &atomic.Int64{})
 	return c.(*atomic.Int64)
+}
+
+// startLag summarises the start-lag histogram, or returns nil before the
+// first probe.
+func (t *Telemetry) startLag() *messages.LagReport {
+	var m dto.Metric
+	if t == nil || t.startLagHist.Write(&m) != nil || m.Histogram.GetSampleCount() == 0 {
+		return nil
+	}
+	h := m.Histogram
+	return &messages.LagReport{
+		Probes:     h.GetSampleCount(),
+		P50Seconds: quantile(h, 0.5),
+		P99Seconds: quantile(h, 0.99),
+	}
+}
+
+// quantile estimates the q-quantile of a histogram, interpolating
+// linearly inside the bucket that holds it, as Prometheus's
+// histogram_quantile does.
+func quantile(h *dto.Histogram, q float64) float64 {
+	rank := q * float64(h.GetSampleCount())
+	var lower, below float64
+	for _, b := range h.GetBucket() {
+		upper, count := b.GetUpperBound(), float64(b.GetCumulativeCount())
+		if count >= rank {
+			if count == below {
+				return upper
+			}
+			return lower + (upper-lower)*(rank-below)/(count-below)
+		}
+		lower, below = upper, count
+	}
+	return lower // Beyond the last bucket: its bound is all we know.
 }
 
 // checks returns how many checks are configured.

@@ -57,6 +57,16 @@ type HealthReport struct {
 	Clients int64 `json:"clients"`
 	// Engine is set when the Engine bridge runs in the process.
 	Engine *EngineHealth `json:"engine,omitempty"`
+	// StartLag is how late probes started against their plan, since the
+	// server started; absent before the first probe.
+	StartLag *LagReport `json:"start_lag,omitempty"`
+}
+
+// LagReport summarises probe start lag, estimated from a histogram.
+type LagReport struct {
+	Probes     uint64  `json:"probes"`
+	P50Seconds float64 `json:"p50_seconds"`
+	P99Seconds float64 `json:"p99_seconds"`
 }
 
 // EngineHealth is the Engine bridge's view of the Engine.

@@ -16,6 +16,8 @@ func TestHealth(t *testing.T) {
 		Status: "ok", Checks: 1200, Clients: 1,
 		Engine: &messages.EngineHealth{Reachable: true, LastFetch: &fetched,
 			LastFetchAge: 12.5},
+		StartLag: &messages.LagReport{Probes: 48000, P50Seconds: 0.00042,
+			P99Seconds: 0.0183},
 	}
 	degraded := &messages.HealthReport{
 		Status: "degraded",

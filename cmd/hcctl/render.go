@@ -175,7 +175,16 @@ func renderHealth(w io.Writer, rep *messages.HealthReport,
 	fmt.Fprintf(tw, "checks\t%d\n", rep.Checks)
 	fmt.Fprintf(tw, "clients\t%d\n", rep.Clients)
 	fmt.Fprintf(tw, "engine\t%s\n", engineLine(rep.Engine, loc))
+	if l := rep.StartLag; l != nil {
+		fmt.Fprintf(tw, "start lag\tp50 %s, p99 %s over %d probes\n",
+			secs(l.P50Seconds), secs(l.P99Seconds), l.Probes)
+	}
 	return tw.Flush()
+}
+
+// secs formats seconds as a rounded duration.
+func secs(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(10 * time.Microsecond).String()
 }
 
 // engineLine describes the Engine bridge's view in one line.
