@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"io"
 	"log"
 	"net"
@@ -10,9 +9,6 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
-
-	"layeh.com/radius"
-	"layeh.com/radius/rfc2865"
 )
 
 // This file holds the loopback backends of the Engine suites that
@@ -92,46 +88,6 @@ func startUDPBackend(t testing.TB) netip.AddrPort {
 	t.Cleanup(func() {
 		pc.Close()
 		wg.Wait()
-	})
-	return addrPort(t, pc.LocalAddr())
-}
-
-// startRADIUSBackend starts a RADIUS server on loopback that accepts user
-// with password and rejects everything else, with secret as its shared
-// secret. It is shut down when the test ends.
-func startRADIUSBackend(t testing.TB, user, password, secret string) netip.AddrPort {
-	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen udp: %v", err)
-	}
-	handler := func(w radius.ResponseWriter, r *radius.Request) {
-		code := radius.CodeAccessReject
-		if rfc2865.UserName_GetString(r.Packet) == user &&
-			rfc2865.UserPassword_GetString(r.Packet) == password {
-			code = radius.CodeAccessAccept
-		}
-		w.Write(r.Response(code))
-	}
-	srv := &radius.PacketServer{
-		Handler:      radius.HandlerFunc(handler),
-		SecretSource: radius.StaticSecretSource([]byte(secret)),
-		ErrorLog:     log.New(io.Discard, "", 0),
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		srv.Serve(pc)
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("stopping the RADIUS server: %v", err)
-		}
-		// Shutdown closes only a socket Serve has taken up.
-		pc.Close()
-		<-served
 	})
 	return addrPort(t, pc.LocalAddr())
 }

@@ -25,7 +25,7 @@ func TestEngineCheckers(t *testing.T) {
 		answer := netip.MustParseAddr("127.0.0.10")
 		dnsAddr := startDNS(t, map[string]netip.Addr{"www.example.test.": answer})
 		udpAddr := startUDPBackend(t)
-		radiusAddr := startRADIUSBackend(t, "probe", "s3cret", "shared")
+		radiusAddr := startRADIUSAuth(t, "probe", "s3cret", "shared")
 		refused := refusedAddr(t)
 		noVerify := false
 

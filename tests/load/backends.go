@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// backendsSpec configures the backends role.
+type backendsSpec struct {
+	// TCP and HTTP are how many listeners of each kind to open; Ports is
+	// how many ports each address gets.
+	TCP, HTTP, Ports int
+	// CloseFirst makes TCP backends close a connection as soon as they
+	// accept it, instead of waiting for the prober to close it.
+	CloseFirst bool
+	// Control is the unix socket the role takes commands on.
+	Control string
+	// Result is where the role writes the listeners' addresses.
+	Result string
+}
+
+// backendsResult lists the listeners the role opened.
+type backendsResult struct {
+	TCP  []netip.AddrPort
+	HTTP []netip.AddrPort
+}
+
+// peerReadTimeout bounds how long a TCP backend waits for the prober to
+// close a connection.
+const peerReadTimeout = 30 * time.Second
+
+// backends serves loopback TCP and HTTP listeners until its stdin closes,
+// and fails or restores TCP listeners on command: a line "fail 3 4" on the
+// control socket closes listeners 3 and 4 (new connections are refused),
+// "restore 3 4" opens them again. It answers each line with "ok".
+type backends struct {
+	spec backendsSpec
+
+	mu  sync.Mutex
+	tcp []net.Listener // nil while failed
+	res backendsResult
+}
+
+func runBackends() error {
+	var bs backendsSpec
+	if err := readJSONFile(os.Getenv(envSpec), &bs); err != nil {
+		return err
+	}
+	b := &backends{spec: bs}
+	if err := b.open(); err != nil {
+		return err
+	}
+	ctl, err := net.Listen("unix", bs.Control)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	go b.serveControl(ctl)
+	if err := writeJSON(bs.Result, b.res); err != nil {
+		return err
+	}
+	// The coordinator holds our stdin; its end is ours.
+	io.Copy(io.Discard, os.Stdin)
+	ctl.Close()
+	os.Remove(bs.Control)
+	return nil
+}
+
+// addr returns the i-th address: 127.77.x.y with y in 1..250.
+func addr(i int) netip.Addr {
+	a := backendBase.As4()
+	a[2] += byte(i / 250)
+	a[3] = byte(i%250) + 1
+	return netip.AddrFrom4(a)
+}
+
+// open starts every listener; TCP listeners take the first addresses,
+// HTTP listeners the next ones. Ports are chosen by the kernel.
+func (b *backends) open() error {
+	ports := max(b.spec.Ports, 1)
+	for i := range b.spec.TCP {
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(addr(i/ports), 0).String())
+		if err != nil {
+			return fmt.Errorf("tcp listener %d: %w", i, err)
+		}
+		b.tcp = append(b.tcp, ln)
+		b.res.TCP = append(b.res.TCP, netip.MustParseAddrPort(ln.Addr().String()))
+		go b.serveTCP(ln)
+	}
+	first := (b.spec.TCP + ports - 1) / ports
+	for i := range b.spec.HTTP {
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(addr(first+i), 0).String())
+		if err != nil {
+			return fmt.Errorf("http listener %d: %w", i, err)
+		}
+		b.res.HTTP = append(b.res.HTTP, netip.MustParseAddrPort(ln.Addr().String()))
+		srv := &http.Server{
+			Handler:           http.HandlerFunc(okHandler),
+			ReadHeaderTimeout: peerReadTimeout,
+		}
+		go srv.Serve(ln)
+	}
+	return nil
+}
+
+func okHandler(w http.ResponseWriter, _ *http.Request) {
+	io.WriteString(w, "ok\n")
+}
+
+// serveTCP accepts until ln closes. By default a connection is held until
+// the prober closes it, as a real server does when a client connects and
+// leaves, so the prober's side closes first; CloseFirst closes at once.
+func (b *backends) serveTCP(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if b.spec.CloseFirst {
+			conn.Close()
+			continue
+		}
+		go drainAndClose(conn)
+	}
+}
+
+// drainAndClose waits for the peer to close conn, then closes it.
+func drainAndClose(conn net.Conn) {
+	conn.SetReadDeadline(time.Now().Add(peerReadTimeout))
+	io.Copy(io.Discard, conn)
+	conn.Close()
+}
+
+func (b *backends) serveControl(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go b.control(conn)
+	}
+}
+
+func (b *backends) control(conn net.Conn) {
+	defer conn.Close()
+	sc := bufio.NewScanner(conn)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		err := b.command(fields[0], fields[1:])
+		reply := "ok\n"
+		if err != nil {
+			reply = "error " + err.Error() + "\n"
+		}
+		io.WriteString(conn, reply)
+	}
+}
+
+func (b *backends) command(verb string, args []string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, a := range args {
+		i, err := strconv.Atoi(a)
+		if err != nil || i < 0 || i >= len(b.tcp) {
+			return fmt.Errorf("bad listener %q", a)
+		}
+		switch verb {
+		case "fail":
+			if b.tcp[i] != nil {
+				b.tcp[i].Close()
+				b.tcp[i] = nil
+			}
+		case "restore":
+			if b.tcp[i] != nil {
+				continue
+			}
+			ln, err := net.Listen("tcp", b.res.TCP[i].String())
+			if err != nil {
+				return err
+			}
+			b.tcp[i] = ln
+			go b.serveTCP(ln)
+		default:
+			return fmt.Errorf("unknown command %q", verb)
+		}
+	}
+	return nil
+}
+
+// controlBackends sends one command line to the backends' control socket
+// and waits for its answer.
+func controlBackends(socket, verb string, listeners []int) error {
+	conn, err := net.DialTimeout("unix", socket, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("backends control: %w", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	parts := []string{verb}
+	for _, l := range listeners {
+		parts = append(parts, strconv.Itoa(l))
+	}
+	if _, err := io.WriteString(conn, strings.Join(parts, " ")+"\n"); err != nil {
+		return err
+	}
+	reply, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("backends control: %w", err)
+	}
+	if reply != "ok\n" {
+		return fmt.Errorf("backends control: %s", strings.TrimSpace(reply))
+	}
+	return nil
+}
