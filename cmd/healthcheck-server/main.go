@@ -55,6 +55,12 @@ type config struct {
 	maxLineBytes   int
 	maxConfigs     int
 	maxChecks      int
+	probeRate      float64
+	jitter         float64
+	stateFile      string
+	stateInterval  time.Duration
+	restorePolicy  string
+	configFile     string
 	allowShutdown  bool
 	enableFaults   bool
 	libMetrics     bool
@@ -84,10 +90,23 @@ func defaultConfig() config {
 		maxLineBytes:   actors.DefaultMaxLineBytes,
 		maxConfigs:     actors.DefaultMaxConfigs,
 		maxChecks:      actors.DefaultMaxChecks,
+		stateInterval:  actors.DefaultStateSaveInterval,
+		restorePolicy:  actors.RestoreConfirm,
 		metricsAddr:    "127.0.0.1:10258",
 		logLevel:       "info",
 		logFormat:      "json",
 	}
+}
+
+// validate reports a flag value that cannot work.
+func (c *config) validate() error {
+	switch c.restorePolicy {
+	case actors.RestoreConfirm, actors.RestoreInterval:
+	default:
+		return fmt.Errorf("-restore_policy: want %s or %s, got %q",
+			actors.RestoreConfirm, actors.RestoreInterval, c.restorePolicy)
+	}
+	return nil
 }
 
 func (c *config) register(fs *flag.FlagSet) {
@@ -127,6 +146,20 @@ func (c *config) register(fs *flag.FlagSet) {
 		"most configs in one update_configs")
 	fs.IntVar(&c.maxChecks, "max_checks", c.maxChecks,
 		"most checks run at once, from any source")
+	fs.Float64Var(&c.probeRate, "probe_rate", c.probeRate,
+		"most probe starts per second across all checks; 0: no limit")
+	fs.Float64Var(&c.jitter, "jitter", c.jitter,
+		"delay each start by a random part of up to jitter × interval (0-1)")
+	fs.StringVar(&c.stateFile, "state_file", c.stateFile,
+		"file keeping every check's last state across restarts; empty: none")
+	fs.DurationVar(&c.stateInterval, "state_save_interval", c.stateInterval,
+		"how often the state file is written (and at shutdown)")
+	fs.StringVar(&c.restorePolicy, "restore_policy", c.restorePolicy,
+		"when a restored state rejoins the periodic status: confirm (after a "+
+			"fresh probe) or interval (after one interval)")
+	fs.StringVar(&c.configFile, "config", c.configFile,
+		"JSON or YAML file of checks, reloaded on SIGHUP and on change; "+
+			"replaces -engine (see README.md)")
 	fs.BoolVar(&c.allowShutdown, "allow_shutdown", c.allowShutdown,
 		"let socket clients stop the server with a shutdown message")
 	fs.BoolVar(&c.enableFaults, "enable_fault_injection", c.enableFaults,
@@ -156,6 +189,12 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	logger, err := actors.NewLogger(stderr, cfg.logFormat, cfg.logLevel)
+	if err == nil {
+		err = cfg.validate()
+	}
+	if err == nil {
+		err = cfg.checkSources(fs)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "healthcheck-server: %v\n", err)
 		return 2
@@ -184,6 +223,10 @@ func serve(cfg config, logger zerolog.Logger) error {
 		stats.Extra = append(stats.Extra, bridgeStats)
 		stats.Engine = bridgeStats.Health
 		cfg.bridgeStats = bridgeStats
+	}
+	checks, err := openConfigFile(cfg.configFile, logger)
+	if err != nil {
+		return err
 	}
 	var fatal atomic.Pointer[error]
 	edges, err := buildEdges(cfg, logger, stats.Proxy, stop, func(err error) {
@@ -222,6 +265,8 @@ func serve(cfg config, logger zerolog.Logger) error {
 		return err
 	}
 	logger.Info().Bool("dry_run", cfg.dryRun).Msg("server_started")
+	stopReloads := startReloads(checks, svc, logger)
+	sd := startSystemd(cfg, svc, logger)
 	var httpSrv *http.Server
 	if operators != nil {
 		httpSrv = serveOperators(operators, svc.OperatorHandler(stats), logger)
@@ -232,6 +277,8 @@ func serve(cfg config, logger zerolog.Logger) error {
 	case <-svc.Done():
 	}
 	logger.Info().Msg("server_stopping")
+	sd.stopping()
+	stopReloads()
 	stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
 	if httpSrv != nil {
@@ -274,6 +321,11 @@ func managerConfig(cfg config, logger zerolog.Logger,
 	mcfg.BatchDelay = cfg.batchDelay
 	mcfg.DryRun = cfg.dryRun
 	mcfg.MaxChecks = cfg.maxChecks
+	mcfg.ProbeRate = cfg.probeRate
+	mcfg.Jitter = cfg.jitter
+	mcfg.StateFile = cfg.stateFile
+	mcfg.StateSaveInterval = cfg.stateInterval
+	mcfg.RestorePolicy = cfg.restorePolicy
 	mcfg.NotifierStats = stats.Notifier
 	mcfg.FaultStats = stats.Faults
 	mcfg.Logger = logger
