@@ -23,6 +23,7 @@ var ErrRefused = errors.New("server refused")
 // Client is a connection to a server's socket. It is not safe for
 // concurrent use.
 type Client struct {
+	socket  string
 	conn    net.Conn
 	r       *bufio.Reader
 	timeout time.Duration
@@ -34,7 +35,8 @@ func Dial(socket string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", socket, err)
 	}
-	c := &Client{conn: conn, r: bufio.NewReader(conn), timeout: DefaultTimeout}
+	c := &Client{socket: socket, conn: conn, r: bufio.NewReader(conn),
+		timeout: DefaultTimeout}
 	if _, err := c.next(func(msg any) bool {
 		_, ok := msg.(*messages.Ready)
 		return ok
@@ -72,9 +74,30 @@ func (c *Client) ClearAll() (string, error) {
 	return c.call(&messages.ClearFaults{All: true})
 }
 
-// call sends req and waits for its ack or error, skipping notification
-// batches and other lines meanwhile.
+// call sends req and waits for its ack or error. A client that does not
+// read between calls may be disconnected by the server, whose writes to
+// it time out; call then connects again, once, and retries.
 func (c *Client) call(req any) (string, error) {
+	ack, err := c.callOnce(req)
+	var refused bool
+	if err != nil {
+		refused = errors.Is(err, ErrRefused)
+	}
+	if err == nil || refused {
+		return ack, err
+	}
+	fresh, derr := Dial(c.socket)
+	if derr != nil {
+		return "", err
+	}
+	c.conn.Close()
+	*c = *fresh
+	return c.callOnce(req)
+}
+
+// callOnce sends req and waits for its ack or error, skipping
+// notification batches and other lines meanwhile.
+func (c *Client) callOnce(req any) (string, error) {
 	line, err := messages.EncodeLine(req)
 	if err != nil {
 		return "", err
