@@ -3,8 +3,9 @@
 // healthcheck-server over its JSON-lines socket, and reports the server's
 // notifications back to the Engine.
 //
-// Exit status: 0 after a clean stop, 1 when -exit_on_max_failures ended
-// it or its actors stopped for good, 2 for bad flags.
+// Exit status: 0 after a clean stop; 1 when it cannot start, when
+// -exit_on_max_failures ended it, or when its actors stopped for good; 2
+// for bad flags.
 package main
 
 import (
@@ -62,7 +63,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.maxFailures, "max_failures", c.maxFailures,
 		"consecutive failed Engine calls before the bridge alarms and backs off")
 	fs.BoolVar(&c.exitOnFailures, "exit_on_max_failures", c.exitOnFailures,
-		"exit with status 1 after -max_failures failed Engine calls, as Seesaw does")
+		"exit (status 1) after -max_failures failed Engine calls, as Seesaw exits")
 	fs.StringVar(&c.metricsAddr, "metrics_addr", c.metricsAddr,
 		"HTTP listener for /metrics and /healthz; empty disables it")
 	fs.StringVar(&c.logLevel, "log_level", c.logLevel, "debug, info, warn or error")

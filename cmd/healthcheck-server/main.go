@@ -2,8 +2,9 @@
 // their state changes: a drop-in replacement for Seesaw's
 // seesaw_healthcheck, built on an actor per check.
 //
-// Exit status: 0 after a clean stop, 1 when the server cannot start or
-// stop cleanly, 2 for bad flags.
+// Exit status: 0 after a clean stop; 1 when the server cannot start or
+// stop cleanly, when -exit_on_max_failures ends it, or when its tree
+// stops by itself; 2 for bad flags.
 //
 // The subcommands inject and clear inject faults into a running server
 // started with -enable_fault_injection; see runFault.
@@ -127,7 +128,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.retryDelay, "retry_delay", c.retryDelay,
 		"delay between retries of a failed Engine call")
 	fs.BoolVar(&c.exitOnFailures, "exit_on_max_failures", c.exitOnFailures,
-		"exit with status 1 after -max_failures failed Engine calls, as Seesaw does")
+		"exit (status 1) after -max_failures failed Engine calls, as Seesaw exits")
 	fs.BoolVar(&c.dryRun, "dry_run", c.dryRun,
 		"succeed every probe without touching the network")
 	fs.StringVar(&c.proxySocket, "proxy_socket", c.proxySocket,

@@ -79,11 +79,7 @@ func (c *Client) ClearAll() (string, error) {
 // it time out; call then connects again, once, and retries.
 func (c *Client) call(req any) (string, error) {
 	ack, err := c.callOnce(req)
-	var refused bool
-	if err != nil {
-		refused = errors.Is(err, ErrRefused)
-	}
-	if err == nil || refused {
+	if err == nil || errors.Is(err, ErrRefused) {
 		return ack, err
 	}
 	fresh, derr := Dial(c.socket)
