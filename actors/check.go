@@ -39,9 +39,10 @@ type checkEnv struct {
 // notifier. The probe itself runs in a goroutine the actor owns, so
 // Receive never blocks on the network.
 type checkActor struct {
-	rec *checkRecord
-	env *checkEnv
-	log zerolog.Logger
+	unexpected unexpected
+	rec        *checkRecord
+	env        *checkEnv
+	log        zerolog.Logger
 
 	self *actor.PID
 	root *actor.RootContext
@@ -121,7 +122,7 @@ func (a *checkActor) Receive(c actor.Context) {
 		a.halt()
 	case *actor.Stopped, *actor.Restart:
 	default:
-		a.log.Warn().Str("type", fmt.Sprintf("%T", m)).Msg("unexpected_message")
+		a.unexpected.log(a.log, m)
 	}
 }
 

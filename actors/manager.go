@@ -112,9 +112,10 @@ type manager struct {
 
 // managerState is the manager's desired and actual state.
 type managerState struct {
-	cfg ManagerConfig
-	log zerolog.Logger
-	env *checkEnv
+	unexpected unexpected
+	cfg        ManagerConfig
+	log        zerolog.Logger
+	env        *checkEnv
 
 	// records holds every desired check by ID. The manager alone writes
 	// the map; readers outside the actor take mu.
@@ -229,7 +230,7 @@ func (m *manager) Receive(c actor.Context) {
 		m.stopSaving()
 	case *actor.Stopped, *actor.Touch:
 	default:
-		m.log.Warn().Str("type", fmt.Sprintf("%T", msg)).Msg("unexpected_message")
+		m.unexpected.log(m.log, msg)
 	}
 }
 

@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -60,9 +59,10 @@ type NotifierConfig struct {
 // status), and sends *messages.NotificationBatch to the sink. It flushes
 // what it holds when it stops.
 type notifier struct {
-	cfg   NotifierConfig
-	stats *NotifierStats
-	log   zerolog.Logger
+	unexpected unexpected
+	cfg        NotifierConfig
+	stats      *NotifierStats
+	log        zerolog.Logger
 
 	batch []messages.CheckStatus
 	// index maps a check ID to its position in batch.
@@ -133,7 +133,7 @@ func (n *notifier) Receive(c actor.Context) {
 		}
 	case *actor.Stopped:
 	default:
-		n.log.Warn().Str("type", fmt.Sprintf("%T", m)).Msg("unexpected_message")
+		n.unexpected.log(n.log, m)
 	}
 }
 

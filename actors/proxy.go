@@ -128,10 +128,11 @@ type proxy struct {
 }
 
 type proxyState struct {
-	cfg     ProxyConfig
-	log     zerolog.Logger
-	ln      *net.UnixListener
-	manager *actor.PID
+	unexpected unexpected
+	cfg        ProxyConfig
+	log        zerolog.Logger
+	ln         *net.UnixListener
+	manager    *actor.PID
 
 	clients map[uint64]*client
 	nextID  uint64
@@ -253,7 +254,7 @@ func (p *proxy) Receive(c actor.Context) {
 		p.shutdown()
 	case *actor.Stopped, *actor.Restarting:
 	default:
-		p.log.Warn().Str("type", fmt.Sprintf("%T", m)).Msg("unexpected_message")
+		p.unexpected.log(p.log, m)
 	}
 }
 

@@ -159,11 +159,12 @@ func (s *Service) Stop(ctx context.Context) error {
 //
 // It accepts *messages.NotificationBatch, and *drain to stop.
 type supervisor struct {
-	cfg     ServiceConfig
-	svc     *Service
-	log     zerolog.Logger
-	manager *actor.PID
-	edges   []*actor.PID
+	unexpected unexpected
+	cfg        ServiceConfig
+	svc        *Service
+	log        zerolog.Logger
+	manager    *actor.PID
+	edges      []*actor.PID
 	// draining is set once the manager has been asked to stop.
 	draining bool
 }
@@ -197,7 +198,7 @@ func (s *supervisor) Receive(c actor.Context) {
 		close(s.svc.done)
 	case *actor.Stopping, *actor.Restarting:
 	default:
-		s.log.Warn().Str("type", fmt.Sprintf("%T", m)).Msg("unexpected_message")
+		s.unexpected.log(s.log, m)
 	}
 }
 

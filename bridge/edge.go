@@ -116,11 +116,12 @@ func NewEdge(cfg EdgeConfig) func(manager *actor.PID) *actor.Props {
 
 // edge is the Engine bridge actor; see NewEdge.
 type edge struct {
-	cfg     EdgeConfig
-	manager *actor.PID
-	log     zerolog.Logger
-	self    *actor.PID
-	root    *actor.RootContext
+	unexpected unexpected
+	cfg        EdgeConfig
+	manager    *actor.PID
+	log        zerolog.Logger
+	self       *actor.PID
+	root       *actor.RootContext
 
 	fetchTimer *time.Timer
 	fetching   *call
@@ -184,7 +185,7 @@ func (e *edge) Receive(c actor.Context) {
 		e.halt()
 	case *actor.Stopped:
 	default:
-		e.log.Warn().Str("type", fmt.Sprintf("%T", m)).Msg("unexpected_message")
+		e.unexpected.log(e.log, m)
 	}
 }
 

@@ -76,10 +76,11 @@ func NewLink(cfg LinkConfig) *actor.Props {
 
 // link is the split deployment's connection to the server; see NewLink.
 type link struct {
-	cfg  LinkConfig
-	log  zerolog.Logger
-	self *actor.PID
-	root *actor.RootContext
+	unexpected unexpected
+	cfg        LinkConfig
+	log        zerolog.Logger
+	self       *actor.PID
+	root       *actor.RootContext
 
 	// gen numbers connections, so events of an old one are ignored.
 	gen     uint64
@@ -154,7 +155,7 @@ func (l *link) Receive(c actor.Context) {
 		l.halt(c)
 	case *actor.Restarting, *actor.Stopped:
 	default:
-		l.log.Warn().Str("type", fmt.Sprintf("%T", m)).Msg("unexpected_message")
+		l.unexpected.log(l.log, m)
 	}
 }
 
