@@ -130,6 +130,9 @@ func convertChecker(cfg *messages.Config, ch Checker) error {
 	case *RADIUSChecker:
 		return convertRADIUS(cfg, ch)
 	default:
+		if name, ok := unknownCheckerName(ch); ok {
+			return unsupported("Checker", "checker type %s, unknown to this server", name)
+		}
 		return unsupported("Checker", "checker type %T", ch)
 	}
 }

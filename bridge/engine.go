@@ -52,12 +52,27 @@ func NewEngineClient(socketPath string, timeout time.Duration) *EngineClient {
 // *EngineError; a call that runs out of time wraps
 // context.DeadlineExceeded, and one whose ctx is cancelled wraps
 // context.Canceled.
+//
+// A check whose checker type this package does not know arrives with a
+// stand-in Checker that ToConfig rejects by name, so that the other checks
+// still run. Learning such a name costs one more call.
 func (e *EngineClient) Healthchecks(ctx context.Context) (*Checks, error) {
-	var checks Checks
-	if err := e.call(ctx, methodHealthchecks, NewTrustedContext(), &checks); err != nil {
-		return nil, err
+	for {
+		var checks Checks
+		err := e.call(ctx, methodHealthchecks, NewTrustedContext(), &checks)
+		name, unknown := unregisteredName(err)
+		if !unknown {
+			if err != nil {
+				return nil, err
+			}
+			return &checks, nil
+		}
+		// A name learnt already cannot be reported again, so every
+		// round learns one name and the stand-in pool bounds the rounds.
+		if lerr := learnCheckerName(name); lerr != nil {
+			return nil, fmt.Errorf("calling %s: %w", methodHealthchecks, lerr)
+		}
 	}
-	return &checks, nil
 }
 
 // HealthState tells the Engine the statuses in batch. The Engine ignores
