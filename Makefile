@@ -44,5 +44,17 @@ SOAK_DURATION ?= 10m
 soak:
 	$(GO) run ./tests/soak -duration $(SOAK_DURATION)
 
+## bench: the load harness (tests/load): BENCH_N checks at a 10s
+## interval against loopback backends, beside the probe floor and a
+## naive design, each in its own process; prints one table (README,
+## Performance). About 5 minutes at 100,000 checks on 2 cores.
+## BENCH_FLAGS adds flags, e.g. BENCH_FLAGS='-mode process' (the server
+## as bin/healthcheck-server) or '-profile prof -out bench.json'.
+BENCH_N ?= 100000
+.PHONY: bench
+bench: build
+	$(GO) run ./tests/load -n $(BENCH_N) -server $(BIN)/healthcheck-server \
+	  $(BENCH_FLAGS)
+
 clean:
 	rm -rf $(BIN)

@@ -50,9 +50,12 @@ type ManagerConfig struct {
 	// order, up to the bound; the rest are rejected, counted and logged.
 	// Default 250,000.
 	MaxChecks int
-	// NewProber builds a check's prober. Default probe.New; tests and fault
-	// injection substitute their own.
+	// NewProber builds a check's prober. Default: ProbeOptions.New; tests
+	// and fault injection substitute their own.
 	NewProber func(*messages.Config) (Prober, error)
+	// ProbeOptions are the real probers' options, used when NewProber is
+	// nil: e.g. ResetClose, which keeps TCP probes out of TIME_WAIT.
+	ProbeOptions probe.Options
 	// RestartBackoffMin and RestartBackoffMax bound the wait before a
 	// crashed check restarts; it doubles with each crash in a row.
 	// Defaults 100ms and 30s.
@@ -78,7 +81,7 @@ type ManagerConfig struct {
 }
 
 // DefaultManagerConfig returns the defaults: Seesaw's intervals and batch
-// sizes, real probes, no sink.
+// sizes, real probes (NewProber nil), no sink.
 func DefaultManagerConfig() ManagerConfig {
 	return ManagerConfig{
 		NotifyInterval:    DefaultNotifyInterval,
@@ -87,13 +90,8 @@ func DefaultManagerConfig() ManagerConfig {
 		BatchDelay:        DefaultBatchDelay,
 		RestartBackoffMin: DefaultRestartBackoffMin,
 		RestartBackoffMax: DefaultRestartBackoffMax,
-		NewProber:         newProbeProber,
 		Logger:            zerolog.Nop(),
 	}
-}
-
-func newProbeProber(cfg *messages.Config) (Prober, error) {
-	return probe.New(cfg)
 }
 
 // manager owns one check actor per configured ID and the notifier.
@@ -157,7 +155,10 @@ func NewManager(cfg ManagerConfig) *actor.Props {
 		cfg.NotifyInterval = def.NotifyInterval
 	}
 	if cfg.NewProber == nil {
-		cfg.NewProber = def.NewProber
+		opts := cfg.ProbeOptions
+		cfg.NewProber = func(c *messages.Config) (Prober, error) {
+			return opts.New(c)
+		}
 	}
 	if cfg.MaxChecks <= 0 {
 		cfg.MaxChecks = def.MaxChecks

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -1132,5 +1133,45 @@ func TestConfigTargetAndString(t *testing.T) {
 				t.Errorf("String() = %q, want %q", got, tt.wantString)
 			}
 		})
+	}
+}
+
+// Equal compares Config field by field; changing any one field, as
+// reflect finds them, must make two configs unequal.
+func TestConfigEqualSeesEveryField(t *testing.T) {
+	base := Config{ID: 1, Checker: CheckerTCP,
+		IP: netip.MustParseAddr("127.0.0.1"), Port: 80}
+	typ := reflect.TypeFor[Config]()
+	for i := range typ.NumField() {
+		field := typ.Field(i)
+		changed := base
+		f := reflect.ValueOf(&changed).Elem().Field(i)
+		switch v := f.Addr().Interface().(type) {
+		case *netip.Addr:
+			*v = netip.MustParseAddr("127.0.0.2")
+		case *[]int:
+			*v = []int{200}
+		case *[]netip.Addr:
+			*v = []netip.Addr{netip.MustParseAddr("127.0.0.3")}
+		case *[]string:
+			*v = []string{"x"}
+		default:
+			switch f.Kind() {
+			case reflect.String:
+				f.SetString(f.String() + "x")
+			case reflect.Bool:
+				f.SetBool(!f.Bool())
+			case reflect.Int, reflect.Int64:
+				f.SetInt(f.Int() + 7)
+			case reflect.Uint64:
+				f.SetUint(f.Uint() + 7)
+			default:
+				t.Fatalf("field %s of kind %s: teach this test to change it",
+					field.Name, f.Kind())
+			}
+		}
+		if base.Equal(&changed) || changed.Equal(&base) {
+			t.Errorf("Equal is true after changing %s", field.Name)
+		}
 	}
 }

@@ -34,7 +34,7 @@ var queryTypes = map[uint16]bool{
 
 // newDNS builds the prober for a DNS config, or a brokenProber if its query
 // type or an expected answer is unusable (validation rules both out).
-func newDNS(cfg *messages.Config) Prober {
+func newDNS(cfg *messages.Config, o Options) Prober {
 	name := dns.Fqdn(cfg.Query)
 	prefix := fmt.Sprintf("DNS %s IN %s query to %s",
 		name, cfg.QueryType, cfg.Target())
@@ -52,7 +52,7 @@ func newDNS(cfg *messages.Config) Prober {
 		prefix:  prefix,
 		query:   new(dns.Msg).SetQuestion(name, qtype),
 		want:    want,
-		dialer:  newDialer(cfg.Mark),
+		dialer:  newDialer(cfg.Mark, o.ResetClose),
 		// The client's Timeout only backs up the context's deadline, which
 		// wins when earlier; UDPSize only sizes the receive buffer.
 		client: &dns.Client{Timeout: cfg.Timeout, UDPSize: dns.DefaultMsgSize},

@@ -73,7 +73,7 @@ func FuzzHTTPEvaluate(f *testing.F) {
 		Port: 80, Method: "GET", Path: "/", ExpectedCodes: []int{200, 204},
 		Response: "ok",
 	}
-	p := newHTTP(cfg).(*httpProber)
+	p := newHTTP(cfg, Options{}).(*httpProber)
 	f.Add(200, []byte("ok fine"))
 	f.Add(204, []byte("o"))
 	f.Add(500, []byte("ok"))

@@ -38,7 +38,7 @@ type probeCtxKey struct{}
 
 // newHTTP builds the prober for an HTTP config, or a brokenProber if the
 // config cannot form a URL.
-func newHTTP(cfg *messages.Config) Prober {
+func newHTTP(cfg *messages.Config, o Options) Prober {
 	prefix := fmt.Sprintf("HTTP %s to %s", cfg.Method, cfg.Target())
 	u, err := requestURL(cfg)
 	if err != nil {
@@ -56,7 +56,7 @@ func newHTTP(cfg *messages.Config) Prober {
 		codes:    slices.Clone(cfg.ExpectedCodes),
 		response: cfg.Response,
 		prefix:   prefix,
-		dialer:   newDialer(cfg.Mark),
+		dialer:   newDialer(cfg.Mark, o.ResetClose),
 	}
 	p.client = &http.Client{
 		Transport:     p.transport(cfg),

@@ -118,7 +118,7 @@ func TestDialerMark(t *testing.T) {
 	serveTCP(t, ln, drain)
 	udp := serveUDP(t, "udp4", "127.0.0.1:0", udpPong)
 	for _, mark := range []int{0, 65536, messages.MaxMark} {
-		d := newDialer(mark)
+		d := newDialer(mark, false)
 		for _, tc := range []struct{ network, addr string }{
 			{"tcp", ln.Addr().String()},
 			{"udp", udp.String()},

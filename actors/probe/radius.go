@@ -62,7 +62,7 @@ func newRADIUS(cfg *messages.Config) *radiusProber {
 		timeout:  cfg.Timeout,
 		target:   cfg.Target(),
 		prefix:   "RADIUS Access-Request to " + cfg.Target(),
-		dialer:   newDialer(cfg.Mark),
+		dialer:   newDialer(cfg.Mark, false),
 		nasID:    host,
 		username: cfg.Username,
 		password: cfg.Password,

@@ -25,12 +25,12 @@ type tcpProber struct {
 }
 
 // newTCP builds the prober for a TCP config.
-func newTCP(cfg *messages.Config) *tcpProber {
+func newTCP(cfg *messages.Config, o Options) *tcpProber {
 	p := &tcpProber{
 		timeout: cfg.Timeout,
 		target:  cfg.Target(),
 		prefix:  "TCP connect to " + cfg.Target(),
-		dialer:  newDialer(cfg.Mark),
+		dialer:  newDialer(cfg.Mark, o.ResetClose),
 		send:    cfg.Send,
 		receive: cfg.Receive,
 	}

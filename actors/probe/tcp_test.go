@@ -3,10 +3,13 @@ package probe
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lbhealth/hcsupervisor/messages"
 )
@@ -220,4 +223,45 @@ func TestTCPTLSCancel(t *testing.T) {
 
 	probeCancelled(t, cfg, accepted)
 	srv.waitClosed(t)
+}
+
+// With Options.ResetClose the prober ends each connection with a reset, so
+// the backend reads ECONNRESET instead of EOF and the prober's side keeps
+// no TIME_WAIT socket.
+func TestTCPResetClose(t *testing.T) {
+	for _, tc := range []struct {
+		reset bool
+		want  error
+	}{
+		{reset: false, want: io.EOF},
+		{reset: true, want: syscall.ECONNRESET},
+	} {
+		t.Run(fmt.Sprintf("reset=%t", tc.reset), func(t *testing.T) {
+			ended := make(chan error, 1)
+			ln := listenTCP(t, "tcp4", "127.0.0.1:0")
+			ap := serveTCP(t, ln, func(c net.Conn) {
+				_, err := io.Copy(io.Discard, c)
+				if err == nil {
+					err = io.EOF // Copy reports EOF as success.
+				}
+				ended <- err
+			}).addr
+			cfg := testConfig(t, messages.CheckerTCP, ap, nil)
+			p, err := Options{ResetClose: tc.reset}.New(&cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := p.Probe(t.Context())
+			checkResult(t, got, true, "TCP connect to "+ap.String())
+
+			select {
+			case err := <-ended:
+				if !errors.Is(err, tc.want) {
+					t.Errorf("backend read %v, want %v", err, tc.want)
+				}
+			case <-time.After(probeTimeout):
+				t.Fatalf("backend saw no end of the connection within %v", probeTimeout)
+			}
+		})
+	}
 }

@@ -30,7 +30,7 @@ func newUDP(cfg *messages.Config) *udpProber {
 		timeout: cfg.Timeout,
 		target:  cfg.Target(),
 		prefix:  "UDP check to " + cfg.Target(),
-		dialer:  newDialer(cfg.Mark),
+		dialer:  newDialer(cfg.Mark, false),
 		send:    []byte(cfg.Send),
 		receive: cfg.Receive,
 	}

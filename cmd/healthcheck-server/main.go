@@ -57,6 +57,7 @@ type config struct {
 	maxConfigs     int
 	maxChecks      int
 	probeRate      float64
+	tcpResetClose  bool
 	jitter         float64
 	stateFile      string
 	stateInterval  time.Duration
@@ -149,6 +150,8 @@ func (c *config) register(fs *flag.FlagSet) {
 		"most checks run at once, from any source")
 	fs.Float64Var(&c.probeRate, "probe_rate", c.probeRate,
 		"most probe starts per second across all checks; 0: no limit")
+	fs.BoolVar(&c.tcpResetClose, "tcp_reset_close", c.tcpResetClose,
+		"close TCP probes (tcp, http, dns over TCP) with a reset, leaving no TIME_WAIT")
 	fs.Float64Var(&c.jitter, "jitter", c.jitter,
 		"delay each start by a random part of up to jitter × interval (0-1)")
 	fs.StringVar(&c.stateFile, "state_file", c.stateFile,
@@ -324,6 +327,7 @@ func managerConfig(cfg config, logger zerolog.Logger,
 	mcfg.MaxChecks = cfg.maxChecks
 	mcfg.ProbeRate = cfg.probeRate
 	mcfg.Jitter = cfg.jitter
+	mcfg.ProbeOptions.ResetClose = cfg.tcpResetClose
 	mcfg.StateFile = cfg.stateFile
 	mcfg.StateSaveInterval = cfg.stateInterval
 	mcfg.RestorePolicy = cfg.restorePolicy

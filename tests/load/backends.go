@@ -2,17 +2,18 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // backendsSpec configures the backends role.
@@ -35,9 +36,8 @@ type backendsResult struct {
 	HTTP []netip.AddrPort
 }
 
-// peerReadTimeout bounds how long a TCP backend waits for the prober to
-// close a connection.
-const peerReadTimeout = 30 * time.Second
+// httpReadTimeout bounds how long an HTTP backend waits for a request.
+const httpReadTimeout = 30 * time.Second
 
 // backends serves loopback TCP and HTTP listeners until its stdin closes,
 // and fails or restores TCP listeners on command: a line "fail 3 4" on the
@@ -45,10 +45,8 @@ const peerReadTimeout = 30 * time.Second
 // "restore 3 4" opens them again. It answers each line with "ok".
 type backends struct {
 	spec backendsSpec
-
-	mu  sync.Mutex
-	tcp []net.Listener // nil while failed
-	res backendsResult
+	tcp  *epollServer
+	res  backendsResult
 }
 
 func runBackends() error {
@@ -56,10 +54,15 @@ func runBackends() error {
 	if err := readJSONFile(os.Getenv(envSpec), &bs); err != nil {
 		return err
 	}
-	b := &backends{spec: bs}
+	srv, err := newEpollServer(bs.CloseFirst)
+	if err != nil {
+		return err
+	}
+	b := &backends{spec: bs, tcp: srv}
 	if err := b.open(); err != nil {
 		return err
 	}
+	go srv.run()
 	ctl, err := net.Listen("unix", bs.Control)
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
@@ -75,6 +78,22 @@ func runBackends() error {
 	return nil
 }
 
+// raiseFileLimit lifts this process's limit on open files as far as it
+// may, as a server's unit file would (LimitNOFILE): a backend holds each
+// connection until the prober closes it, and a prober holds each socket
+// until its probe ends, up to its timeout when a backend is slow.
+func raiseFileLimit() {
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) != nil {
+		return
+	}
+	want := unix.Rlimit{Cur: 1 << 20, Max: max(lim.Max, 1<<20)}
+	if unix.Setrlimit(unix.RLIMIT_NOFILE, &want) != nil {
+		lim.Cur = lim.Max
+		unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+	}
+}
+
 // addr returns the i-th address: 127.77.x.y with y in 1..250.
 func addr(i int) netip.Addr {
 	a := backendBase.As4()
@@ -88,13 +107,11 @@ func addr(i int) netip.Addr {
 func (b *backends) open() error {
 	ports := max(b.spec.Ports, 1)
 	for i := range b.spec.TCP {
-		ln, err := net.Listen("tcp", netip.AddrPortFrom(addr(i/ports), 0).String())
+		ap, err := b.tcp.listen(netip.AddrPortFrom(addr(i/ports), 0))
 		if err != nil {
 			return fmt.Errorf("tcp listener %d: %w", i, err)
 		}
-		b.tcp = append(b.tcp, ln)
-		b.res.TCP = append(b.res.TCP, netip.MustParseAddrPort(ln.Addr().String()))
-		go b.serveTCP(ln)
+		b.res.TCP = append(b.res.TCP, ap)
 	}
 	first := (b.spec.TCP + ports - 1) / ports
 	for i := range b.spec.HTTP {
@@ -105,7 +122,8 @@ func (b *backends) open() error {
 		b.res.HTTP = append(b.res.HTTP, netip.MustParseAddrPort(ln.Addr().String()))
 		srv := &http.Server{
 			Handler:           http.HandlerFunc(okHandler),
-			ReadHeaderTimeout: peerReadTimeout,
+			ReadHeaderTimeout: httpReadTimeout,
+			ErrorLog:          log.New(io.Discard, "", 0),
 		}
 		go srv.Serve(ln)
 	}
@@ -114,34 +132,6 @@ func (b *backends) open() error {
 
 func okHandler(w http.ResponseWriter, _ *http.Request) {
 	io.WriteString(w, "ok\n")
-}
-
-// serveTCP accepts until ln closes. By default a connection is held until
-// the prober closes it, as a real server does when a client connects and
-// leaves, so the prober's side closes first; CloseFirst closes at once.
-func (b *backends) serveTCP(ln net.Listener) {
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		if b.spec.CloseFirst {
-			conn.Close()
-			continue
-		}
-		go drainAndClose(conn)
-	}
-}
-
-// drainAndClose waits for the peer to close conn, then closes it.
-func drainAndClose(conn net.Conn) {
-	conn.SetReadDeadline(time.Now().Add(peerReadTimeout))
-	io.Copy(io.Discard, conn)
-	conn.Close()
 }
 
 func (b *backends) serveControl(ln net.Listener) {
@@ -172,29 +162,18 @@ func (b *backends) control(conn net.Conn) {
 }
 
 func (b *backends) command(verb string, args []string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	for _, a := range args {
 		i, err := strconv.Atoi(a)
-		if err != nil || i < 0 || i >= len(b.tcp) {
+		if err != nil || i < 0 || i >= len(b.res.TCP) {
 			return fmt.Errorf("bad listener %q", a)
 		}
 		switch verb {
 		case "fail":
-			if b.tcp[i] != nil {
-				b.tcp[i].Close()
-				b.tcp[i] = nil
-			}
+			b.tcp.fail(b.res.TCP[i])
 		case "restore":
-			if b.tcp[i] != nil {
-				continue
-			}
-			ln, err := net.Listen("tcp", b.res.TCP[i].String())
-			if err != nil {
+			if err := b.tcp.restore(b.res.TCP[i]); err != nil {
 				return err
 			}
-			b.tcp[i] = ln
-			go b.serveTCP(ln)
 		default:
 			return fmt.Errorf("unknown command %q", verb)
 		}

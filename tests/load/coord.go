@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/lbhealth/hcsupervisor/actors/probe"
 	"github.com/lbhealth/hcsupervisor/bridge"
 	"github.com/lbhealth/hcsupervisor/bridge/enginesim"
 	"github.com/lbhealth/hcsupervisor/messages"
@@ -56,6 +57,8 @@ func run(opts options) (*report, error) {
 		}
 	}
 
+	// Every child raises its limit the same way; the report shows it.
+	raiseFileLimit()
 	rep := newReport(opts)
 	if err := c.startBackends(); err != nil {
 		return nil, err
@@ -175,6 +178,7 @@ func (c *coord) startBackends() error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	c.spec = c.childSpec(br, bs.Control)
+	c.spec.BackendsPID = cmd.Process.Pid
 	return nil
 }
 
@@ -182,18 +186,20 @@ func (c *coord) startBackends() error {
 func (c *coord) childSpec(br backendsResult, control string) spec {
 	o := c.opts
 	s := spec{
-		N:            o.n,
-		Interval:     o.interval,
-		Timeout:      o.timeout,
-		Steady:       o.duration,
-		FloorWindow:  o.floorWindow,
-		FloorWorkers: o.floorWorkers,
-		TCP:          br.TCP,
-		HTTP:         br.HTTP,
-		Control:      control,
-		Engine:       filepath.Join(c.dir, "engine.sock"),
-		BatchDelay:   o.batchDelay,
-		Profile:      o.profile,
+		N:              o.n,
+		Interval:       o.interval,
+		Timeout:        o.timeout,
+		Steady:         o.duration,
+		FloorWindow:    o.floorWindow,
+		FloorWorkers:   o.floorWorkers,
+		TCP:            br.TCP,
+		HTTP:           br.HTTP,
+		Control:        control,
+		Engine:         filepath.Join(c.dir, "engine.sock"),
+		BatchDelay:     o.batchDelay,
+		NotifyInterval: o.notify,
+		Profile:        o.profile,
+		Probe:          probe.Options{ResetClose: o.resetClose},
 	}
 	if len(br.HTTP) > 0 {
 		s.HTTPEvery = o.httpEvery

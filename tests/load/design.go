@@ -39,8 +39,14 @@ type steadyResult struct {
 	PerSec     float64
 	CPU        time.Duration
 	CPUPer1000 time.Duration
+	// Backends is the backends' CPU in the window; MachineBusy the share
+	// of all CPUs busy, other processes' included.
+	Backends    time.Duration
+	MachineBusy float64
 	// Lag is the start lag against each design's own plan.
 	Lag quantiles
+	// Runtime is what the Go runtime saw in the window.
+	Runtime runtimeStats
 	// Goroutines and ThreadsMax and RSSMax are sampled every second.
 	Goroutines int
 	ThreadsMax int
@@ -71,8 +77,11 @@ type applyResult struct {
 	Add         time.Duration
 	StatusReply time.Duration
 	// Change is the time until a 10% change (a new target for every
-	// tenth check) shows in every changed check's status.
+	// tenth check) shows in every changed check's status; ChangeManager
+	// until the first status reply after it, when the manager has
+	// handled the update and told the changed checks.
 	Change        time.Duration
+	ChangeManager time.Duration
 	ChangeOK      bool
 	Changed       int
 	Kept, KeptOf  int

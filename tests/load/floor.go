@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/lbhealth/hcsupervisor/actors"
-	"github.com/lbhealth/hcsupervisor/actors/probe"
 )
 
 // floorResult is what the floor role measured: the same probes with no
@@ -28,12 +27,20 @@ type floorRun struct {
 	PerSec     float64
 	CPU        time.Duration
 	CPUPer1000 time.Duration
-	Failures   int64
-	Top        []failure
-	Threads    int
-	TimeWait   int
+	// Backends is the backends' CPU in the window; MachineBusy the share
+	// of all CPUs busy, other processes' included.
+	Backends    time.Duration
+	MachineBusy float64
+	Failures    int64
+	Top         []failure
+	Threads     int
+	TimeWait    int
 	// Dropped counts paced probes no worker was free to start.
 	Dropped int64
+	// Lag is how late paced probes started against their plan.
+	Lag quantiles
+	// Runtime is what the Go runtime saw in the window.
+	Runtime runtimeStats
 }
 
 func runFloor() error {
@@ -56,7 +63,7 @@ func buildProbers(s *spec) ([]actors.Prober, error) {
 	out := make([]actors.Prober, s.N)
 	for i := range out {
 		cfg := s.config(i, 0)
-		p, err := probe.New(&cfg)
+		p, err := s.Probe.New(&cfg)
 		if err != nil {
 			return nil, fmt.Errorf("prober %d: %w", i, err)
 		}
@@ -75,10 +82,14 @@ func floorWindow(s *spec, probers []actors.Prober, rate float64) floorRun {
 	stopProfile := startCPUProfile(s, name)
 	var (
 		next, probes, fails atomic.Int64
+		lag                 hist
 		mu                  sync.Mutex
 		msgs                = make(map[string]int64)
 	)
-	work := func() {
+	work := func(planned int64) {
+		if planned != 0 {
+			lag.add(time.Duration(time.Now().UnixNano() - planned))
+		}
 		i := int(next.Add(1)-1) % len(probers)
 		r := probers[i].Probe(context.Background())
 		probes.Add(1)
@@ -90,20 +101,26 @@ func floorWindow(s *spec, probers []actors.Prober, rate float64) floorRun {
 		}
 	}
 
-	cpu0, t0 := cpuTime(), time.Now()
+	rt0 := readRuntime()
+	meter, t0 := startCPU(s.BackendsPID), time.Now()
 	var dropped int64
 	if rate > 0 {
 		dropped = paced(s, rate, work)
 	} else {
 		tight(s, work)
 	}
+	window, used := time.Since(t0), meter.stop()
 	run := floorRun{
-		Window:   time.Since(t0),
-		CPU:      cpuTime() - cpu0,
-		Probes:   probes.Load(),
-		Failures: fails.Load(),
-		Dropped:  dropped,
-		TimeWait: timeWait(),
+		Window:      window,
+		CPU:         used.Self,
+		Backends:    used.Backends,
+		MachineBusy: used.MachineBusy,
+		Probes:      probes.Load(),
+		Failures:    fails.Load(),
+		Dropped:     dropped,
+		TimeWait:    timeWait(),
+		Lag:         lag.summary(),
+		Runtime:     readRuntime().since(rt0),
 	}
 	stopProfile()
 	st, _ := readStatus(0)
@@ -120,13 +137,13 @@ func floorWindow(s *spec, probers []actors.Prober, rate float64) floorRun {
 
 // tight runs work back to back on FloorWorkers goroutines for the
 // floor's window.
-func tight(s *spec, work func()) {
+func tight(s *spec, work func(planned int64)) {
 	deadline := time.Now().Add(s.FloorWindow)
 	var wg sync.WaitGroup
 	for range s.FloorWorkers {
 		wg.Go(func() {
 			for time.Now().Before(deadline) {
-				work()
+				work(0)
 			}
 		})
 	}
@@ -134,15 +151,16 @@ func tight(s *spec, work func()) {
 }
 
 // paced starts work rate times a second, spread in millisecond steps,
-// on a pool of FloorWorkers goroutines. It returns how many starts found
-// no worker free.
-func paced(s *spec, rate float64, work func()) int64 {
-	jobs := make(chan struct{}, s.FloorWorkers)
+// on a pool of FloorWorkers goroutines; each start is planned at its
+// even share of the second. It returns how many starts found no worker
+// free.
+func paced(s *spec, rate float64, work func(planned int64)) int64 {
+	jobs := make(chan int64, s.FloorWorkers)
 	var wg sync.WaitGroup
 	for range s.FloorWorkers {
 		wg.Go(func() {
-			for range jobs {
-				work()
+			for planned := range jobs {
+				work(planned)
 			}
 		})
 	}
@@ -157,8 +175,9 @@ func paced(s *spec, rate float64, work func()) int64 {
 		}
 		due := int(rate * el.Seconds())
 		for ; sent < due; sent++ {
+			planned := t0.Add(time.Duration(float64(sent) / rate * float64(time.Second)))
 			select {
-			case jobs <- struct{}{}:
+			case jobs <- planned.UnixNano():
 			default:
 				dropped++
 			}

@@ -11,7 +11,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/lbhealth/hcsupervisor/actors"
-	"github.com/lbhealth/hcsupervisor/actors/probe"
 	"github.com/lbhealth/hcsupervisor/bridge"
 	"github.com/lbhealth/hcsupervisor/messages"
 )
@@ -68,6 +67,7 @@ func (p *inproc) start() error {
 	stats := &bridge.EdgeStats{}
 	mcfg := actors.DefaultManagerConfig()
 	mcfg.BatchDelay = p.s.BatchDelay
+	mcfg.NotifyInterval = p.s.NotifyInterval
 	mcfg.Logger = logger
 	mcfg.NewProber = p.newProber
 	edge := bridge.NewEdge(bridge.EdgeConfig{
@@ -101,7 +101,7 @@ func (p *inproc) start() error {
 
 // newProber builds the real prober and wraps it in the recorder.
 func (p *inproc) newProber(cfg *messages.Config) (actors.Prober, error) {
-	pr, err := probe.New(cfg)
+	pr, err := p.s.Probe.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -163,10 +163,12 @@ func (p *inproc) run() (designResult, error) {
 
 // add configures every check and times it.
 func (p *inproc) add(res *designResult) error {
+	stopProfile := startCPUProfile(p.s, "supervisor-add")
 	t0 := time.Now()
 	p.rec.configured(t0)
 	p.update(p.cfgs)
 	sr, err := p.status()
+	stopProfile()
 	if err != nil {
 		return err
 	}
@@ -215,12 +217,17 @@ func (p *inproc) change(a *applyResult) error {
 	if err != nil {
 		return err
 	}
+	stopProfile := startCPUProfile(p.s, "supervisor-change")
+	defer stopProfile()
 	t0 := time.Now()
 	p.update(p.changed)
 	var after *messages.StatusResponse
 	for {
 		if after, err = p.status(); err != nil {
 			return err
+		}
+		if a.ChangeManager == 0 {
+			a.ChangeManager = time.Since(t0)
 		}
 		if p.changeShows(after) {
 			a.Change, a.ChangeOK = time.Since(t0), true

@@ -42,7 +42,9 @@ type options struct {
 	httpEvery    int
 	victims      float64
 	closeFirst   bool
+	resetClose   bool
 	batchDelay   time.Duration
+	notify       time.Duration
 	server       string
 	profile      string
 	floorWorkers int
@@ -60,6 +62,7 @@ func defaultOptions() options {
 		httpEvery:    100,
 		victims:      0.01,
 		batchDelay:   100 * time.Millisecond,
+		notify:       15 * time.Second,
 		server:       "bin/healthcheck-server",
 		floorWorkers: 32,
 	}
@@ -87,8 +90,12 @@ func (o *options) register(fs *flag.FlagSet) {
 		"share of TCP listeners the latency phase fails")
 	fs.BoolVar(&o.closeFirst, "backend_close_first", o.closeFirst,
 		"TCP backends close each connection at once instead of waiting for the prober")
+	fs.BoolVar(&o.resetClose, "tcp_reset_close", o.resetClose,
+		"every design closes its TCP probes with a reset, as the server's -tcp_reset_close")
 	fs.DurationVar(&o.batchDelay, "batch_delay", o.batchDelay,
 		"the supervisor's batch delay")
+	fs.DurationVar(&o.notify, "notify_interval", o.notify,
+		"how often the supervisor re-sends every check's status")
 	fs.StringVar(&o.server, "server", o.server,
 		"the healthcheck-server binary for -mode process")
 	fs.StringVar(&o.profile, "profile", o.profile,
@@ -149,6 +156,7 @@ func (o *options) validate() error {
 // runRole runs this process as one of the coordinator's children and
 // returns its exit status.
 func runRole(role string) int {
+	raiseFileLimit()
 	var err error
 	switch role {
 	case roleBackends:

@@ -50,6 +50,61 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * clockTick, nil
 }
 
+// machineCPU returns the time all CPUs together spent busy and in total
+// since boot, from /proc/stat: busy over total in a window is how loaded
+// the whole machine was, other processes included.
+func machineCPU() (busy, total time.Duration) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		d := time.Duration(n) * clockTick
+		total += d
+		if i != 3 && i != 4 && i < 8 { // not idle, not iowait, not guest
+			busy += d
+		}
+	}
+	return busy, total
+}
+
+// cpuMeter measures one window's CPU: this process's, the backends', and
+// the whole machine's.
+type cpuMeter struct {
+	self, backends, busy, total time.Duration
+	pid                         int
+}
+
+func startCPU(backendsPID int) cpuMeter {
+	m := cpuMeter{self: cpuTime(), pid: backendsPID}
+	m.backends, _ = procCPU(backendsPID)
+	m.busy, m.total = machineCPU()
+	return m
+}
+
+// windowCPU is what one window used.
+type windowCPU struct {
+	// Self is this process's CPU time; Backends the backends'.
+	Self, Backends time.Duration
+	// MachineBusy is the share of all CPUs' time that was busy.
+	MachineBusy float64
+}
+
+func (m cpuMeter) stop() windowCPU {
+	w := windowCPU{Self: cpuTime() - m.self}
+	if b, err := procCPU(m.pid); err == nil {
+		w.Backends = b - m.backends
+	}
+	busy, total := machineCPU()
+	if total > m.total {
+		w.MachineBusy = float64(busy-m.busy) / float64(total-m.total)
+	}
+	return w
+}
+
 // procStatus holds the fields of /proc/<pid>/status the harness reads.
 type procStatus struct {
 	RSS     int64 // bytes

@@ -107,15 +107,20 @@ func steadyWindow(s *spec, rec *recorder, name string,
 	sm := startSampler(read)
 	rec.steady.Store(true)
 	starts0, fails0 := rec.starts.Load(), rec.fails.Load()
-	cpu0, t0 := cpuTime(), time.Now()
+	rt0 := readRuntime()
+	meter, t0 := startCPU(s.BackendsPID), time.Now()
 
 	time.Sleep(s.Steady)
 
-	cpu, window := cpuTime()-cpu0, time.Since(t0)
+	used, window := meter.stop(), time.Since(t0)
+	rt := readRuntime().since(rt0)
+	cpu := used.Self
 	rec.steady.Store(false)
 	res := sm.finish()
 	stopProfile()
 	res.Window, res.CPU = window, cpu
+	res.Backends, res.MachineBusy = used.Backends, used.MachineBusy
+	res.Runtime = rt
 	res.Probes = rec.starts.Load() - starts0
 	res.Failures = rec.fails.Load() - fails0
 	res.PerSec = float64(res.Probes) / window.Seconds()
@@ -143,13 +148,13 @@ func (n *naive) loop(ctx context.Context, c *naiveCheck) {
 	woke := time.Now()
 	ticker := time.NewTicker(iv)
 	defer ticker.Stop()
-	n.probe(ctx, c, woke, woke.Sub(first))
+	n.probe(c, woke, woke.Sub(first))
 	for {
 		select {
 		case <-ticker.C:
 			now := time.Now()
 			k := (now.Sub(woke) + iv/2) / iv
-			n.probe(ctx, c, now, now.Sub(woke.Add(k*iv)))
+			n.probe(c, now, now.Sub(woke.Add(k*iv)))
 		case <-ctx.Done():
 			return
 		}
@@ -157,10 +162,11 @@ func (n *naive) loop(ctx context.Context, c *naiveCheck) {
 }
 
 // probe runs one probe of c under the check's timeout and records it.
-func (n *naive) probe(ctx context.Context, c *naiveCheck, now time.Time,
-	lag time.Duration) {
+func (n *naive) probe(c *naiveCheck, now time.Time, lag time.Duration) {
 	n.rec.started(c.i, now, lag)
-	pctx, cancel := context.WithTimeout(ctx, n.s.Timeout)
+	// NOTE: not derived from ctx: 100,000 children of one context would
+	// all register with it, under its lock, which Seesaw's checks do not.
+	pctx, cancel := context.WithTimeout(context.Background(), n.s.Timeout)
 	res := c.prober.Probe(pctx)
 	cancel()
 	n.rec.finished(c.i, res, time.Now())

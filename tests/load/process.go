@@ -30,7 +30,9 @@ func (c *coord) startServer() (*server, error) {
 		"-proxy_socket", "",
 		"-metrics_addr", metricsAddr,
 		"-batch_delay", c.opts.batchDelay.String(),
+		"-notify_interval", c.opts.notify.String(),
 		"-log_level", "warn",
+		fmt.Sprintf("-tcp_reset_close=%t", c.opts.resetClose),
 	}
 	cmd := exec.Command(c.opts.server, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -140,15 +142,19 @@ func (c *coord) waitFetch(before uint64) (time.Time, error) {
 	return time.Now(), nil
 }
 
-// processStart follows the first interval from outside: probes started
-// per second, and when no check is left unknown.
+// processStart follows the first interval from outside, in polls of
+// /metrics every 100ms: when every check is configured (the apply, from
+// the Engine's answer), the probes started per second, and when no check
+// is left unknown.
 func (c *coord) processStart(srv *server, res *designResult, t0 time.Time) error {
 	s := c.spec
 	deadline := t0.Add(2*s.Interval + 5*time.Second)
 	var prev float64
 	prevAt := t0
+	res.Burst = -1 // until a whole second of the first interval is seen
+	res.Apply = &applyResult{}
 	for {
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 		sc, err := srv.scrape()
 		if err != nil {
 			return err
@@ -163,6 +169,9 @@ func (c *coord) processStart(srv *server, res *designResult, t0 time.Time) error
 		unknown := sc.values[`hc_checks{state="unknown"}`]
 		configured := sc.sum("hc_checks_configured")
 		res.RanOnce = int64(configured - unknown)
+		if res.Apply.Add == 0 && configured == float64(s.N) {
+			res.Apply.Add = now.Sub(t0)
+		}
 		if configured == float64(s.N) && unknown == 0 {
 			res.AllRan, res.AllRanOK = now.Sub(t0), true
 			break
@@ -192,10 +201,10 @@ func (c *coord) processSteady(srv *server, res *designResult) error {
 		return st, g
 	})
 	cpu0, _ := procCPU(pid)
-	t0 := time.Now()
+	meter, t0 := startCPU(s.BackendsPID), time.Now()
 	time.Sleep(s.Steady)
 	cpu1, _ := procCPU(pid)
-	window := time.Since(t0)
+	used, window := meter.stop(), time.Since(t0)
 	st := sm.finish()
 	after, err := srv.scrape()
 	if err != nil {
@@ -203,6 +212,7 @@ func (c *coord) processSteady(srv *server, res *designResult) error {
 	}
 
 	st.Window, st.CPU = window, cpu1-cpu0
+	st.Backends, st.MachineBusy = used.Backends, used.MachineBusy
 	st.Probes = int64(after.sum("hc_probes_total") - before.sum("hc_probes_total"))
 	st.PerSec = float64(st.Probes) / window.Seconds()
 	if st.Probes > 0 {

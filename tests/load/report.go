@@ -16,6 +16,7 @@ type report struct {
 	N          int
 	Interval   time.Duration
 	Listeners  string
+	ResetClose bool
 	Victims    int
 	BatchDelay time.Duration
 	LoadBefore string
@@ -33,6 +34,7 @@ func newReport(o options) *report {
 		Command:    "go run ./tests/load " + strings.Join(os.Args[1:], " "),
 		Machine:    describeMachine(),
 		Mode:       o.mode,
+		ResetClose: o.resetClose,
 		N:          o.n,
 		Interval:   o.interval,
 		BatchDelay: o.batchDelay,
@@ -58,9 +60,14 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, Linux %s; ip_local_port_range %s, "+
 		"tcp_tw_reuse %s, tcp_max_tw_buckets %s, open files %s\n",
 		m.CPUs, m.CPU, m.Go, m.Kernel, m.PortRange, m.TWReuse, m.TWBuckets, m.FDLimit)
+	closing := "FIN (the default)"
+	if r.ResetClose {
+		closing = "reset (-tcp_reset_close)"
+	}
 	fmt.Fprintf(w, "run: N=%d checks every %v, supervisor %s; backends %s; "+
-		"%d victim checks; load average %s before, %s after\n\n",
-		r.N, r.Interval, r.Mode, r.Listeners, r.Victims, r.LoadBefore, r.LoadAfter)
+		"%d victim checks; probes close with %s; load average %s before, %s after\n\n",
+		r.N, r.Interval, r.Mode, r.Listeners, r.Victims, closing,
+		r.LoadBefore, r.LoadAfter)
 	fmt.Fprintln(w, "| figure | floor, paced | floor, tight | naive | supervisor | target (N=100,000) | |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, x := range r.rows() {
@@ -113,7 +120,12 @@ func (r *report) rateRows() []row {
 	}
 	lag := row{
 		figure: "start lag p50 / p99 / max",
-		cells: r.cells(nil, func(d *designResult) string {
+		cells: r.cells(func(f floorRun) string {
+			if f.Lag.N == 0 {
+				return na
+			}
+			return fmt.Sprintf("%s / %s / %s", ms(f.Lag.P50), ms(f.Lag.P99), ms(f.Lag.Max))
+		}, func(d *designResult) string {
 			l := d.Steady.Lag
 			if l.N == 0 {
 				return "see the next row"
@@ -128,7 +140,13 @@ func (r *report) rateRows() []row {
 			lag.verdict = ""
 		}
 	}
-	rows := []row{rate, lag}
+	sched := row{
+		figure: "Go scheduler latency p50 / p99; GC cycles, pause p99 (runtime/metrics)",
+		cells: r.cells(
+			func(f floorRun) string { return runtimeCell(f.Runtime) },
+			func(d *designResult) string { return runtimeCell(d.Steady.Runtime) }),
+	}
+	rows := []row{rate, lag, sched}
 	if s := r.Supervisor; s != nil && s.TelemetryLag != nil {
 		t := s.TelemetryLag
 		c := [4]string{na, na, na, fmt.Sprintf("≤ %s / ≤ %s; %.2f%% %s",
@@ -154,6 +172,22 @@ func (r *report) costRows() []row {
 			func(f floorRun) string { return pct(f.CPU, f.Window, r.Machine.CPUs) },
 			func(d *designResult) string {
 				return pct(d.Steady.CPU, d.Steady.Window, r.Machine.CPUs)
+			}),
+	}
+	backends := row{
+		figure: "backends' CPU per 1,000 probes (their process)",
+		cells: r.cells(
+			func(f floorRun) string { return per1000(f.Backends, f.Probes) },
+			func(d *designResult) string {
+				return per1000(d.Steady.Backends, d.Steady.Probes)
+			}),
+	}
+	busy := row{
+		figure: "machine busy during the window, all processes",
+		cells: r.cells(
+			func(f floorRun) string { return fmt.Sprintf("%.0f%%", 100*f.MachineBusy) },
+			func(d *designResult) string {
+				return fmt.Sprintf("%.0f%%", 100*d.Steady.MachineBusy)
 			}),
 	}
 	ratio := row{figure: "CPU per probe vs floor, paced / tight", cells: [4]string{na, na, na, na},
@@ -206,7 +240,7 @@ func (r *report) costRows() []row {
 	if s := r.Supervisor; s != nil {
 		thr.verdict = verdict(s.Steady.ThreadsMax < 50)
 	}
-	rows := []row{cpu, share, ratio, mem, empty, gor, thr}
+	rows := []row{cpu, share, backends, busy, ratio, mem, empty, gor, thr}
 	if n, s := r.Naive, r.Supervisor; n != nil && s != nil {
 		c := float64(s.Steady.CPUPer1000) / float64(n.Steady.CPUPer1000)
 		m := float64(s.Loaded.RSS-s.Empty.RSS) / float64(n.Loaded.RSS-n.Empty.RSS)
@@ -238,6 +272,9 @@ func (r *report) startRows() []row {
 	burst := row{
 		figure: "busiest second of the first interval / planned rate",
 		cells: r.cells(nil, func(d *designResult) string {
+			if d.Burst < 0 {
+				return "not measured (interval under 2s)"
+			}
 			return fmt.Sprintf("%.2f×", d.Burst)
 		}),
 		target: "≤ 2×",
@@ -255,7 +292,9 @@ func (r *report) startRows() []row {
 			ran -= s.Apply.Add
 		}
 		all.verdict = verdict(s.AllRanOK && ran <= r.Interval)
-		burst.verdict = verdict(s.Burst <= 2)
+		if s.Burst >= 0 {
+			burst.verdict = verdict(s.Burst <= 2)
+		}
 		fails.verdict = verdict(s.Steady.Failures == 0)
 	}
 	return []row{all, burst, fails}
@@ -327,8 +366,10 @@ func (r *report) applyRows() []row {
 	}
 	if a.KeptOf > 0 {
 		rows = append(rows,
-			one(fmt.Sprintf("config apply: 10%% change (%d new targets)", a.Changed),
-				ms(a.Change), "≤ 200 ms", a.ChangeOK && a.Change <= 200*time.Millisecond),
+			one(fmt.Sprintf("config apply: 10%% change (%d new targets): "+
+				"in every status / manager done", a.Changed),
+				ms(a.Change)+" / "+ms(a.ChangeManager), "≤ 200 ms",
+				a.ChangeOK && a.Change <= 200*time.Millisecond),
 			one("unchanged checks that kept state and counters",
 				fmt.Sprintf("%d of %d", a.Kept, a.KeptOf), "all", a.Kept == a.KeptOf))
 	}
@@ -338,10 +379,14 @@ func (r *report) applyRows() []row {
 			cells:  [4]string{na, na, na, ms(a.Remove) + " / " + ms(a.RemoveActors)},
 		})
 	}
-	rows = append(rows, row{
-		figure: fmt.Sprintf("one status reply of %d checks (inside each time above)", r.N),
-		cells:  [4]string{na, na, na, ms(a.StatusReply)},
-	})
+	if a.StatusReply > 0 {
+		rows = append(rows, row{
+			figure: fmt.Sprintf("one status reply of %d checks (inside each time above)", r.N),
+			cells:  [4]string{na, na, na, ms(a.StatusReply)},
+		})
+	} else {
+		rows[0].figure += ", from the Engine's answer (100 ms polls of /metrics)"
+	}
 	return rows
 }
 
@@ -365,6 +410,21 @@ func ms(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.0f ms", float64(d)/1e6)
 	}
+}
+
+func runtimeCell(r runtimeStats) string {
+	if r == (runtimeStats{}) {
+		return na
+	}
+	return fmt.Sprintf("%s / %s; %d, %s", ms(r.SchedP50), ms(r.SchedP99),
+		r.GCCycles, ms(r.GCPauseP99))
+}
+
+func per1000(d time.Duration, probes int64) string {
+	if probes == 0 {
+		return na
+	}
+	return ms(d * 1000 / time.Duration(probes))
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }

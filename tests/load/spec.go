@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/lbhealth/hcsupervisor/actors/probe"
 	"github.com/lbhealth/hcsupervisor/bridge/enginesim"
 	"github.com/lbhealth/hcsupervisor/messages"
 )
@@ -54,12 +55,17 @@ type spec struct {
 	Victims int
 	// HTTPEvery makes every HTTPEvery-th check an HTTP check; 0 none.
 	HTTPEvery int
-	// Control is the backends' control socket.
-	Control string
+	// Control is the backends' control socket; BackendsPID their process.
+	Control     string
+	BackendsPID int
 	// Engine is the simulated Engine's socket.
 	Engine string
-	// BatchDelay is the notifier's batch delay.
-	BatchDelay time.Duration
+	// BatchDelay is the notifier's batch delay; NotifyInterval how often
+	// the supervisor sends every status in full.
+	BatchDelay     time.Duration
+	NotifyInterval time.Duration
+	// Probe are the probers' options, the same in every design.
+	Probe probe.Options
 	// Profile, if set, is a directory for CPU and heap profiles.
 	Profile string
 	// Result is where the child writes its result as JSON.
@@ -98,12 +104,20 @@ func (s *spec) isHTTP(i int) bool {
 }
 
 // listener returns the TCP listener index of check i, or -1 for an HTTP
-// check.
+// check. TCP checks go round the TCP listeners in turn.
 func (s *spec) listener(i int) int {
 	if s.isHTTP(i) {
 		return -1
 	}
-	return i % len(s.TCP)
+	return s.tcpOrdinal(i) % len(s.TCP)
+}
+
+// tcpOrdinal returns how many TCP checks come before TCP check i.
+func (s *spec) tcpOrdinal(i int) int {
+	if s.HTTPEvery == 0 {
+		return i
+	}
+	return i - (i+1)/s.HTTPEvery
 }
 
 // isVictim reports whether check i probes a listener that the latency
@@ -119,7 +133,7 @@ func (s *spec) target(i, shift int) netip.AddrPort {
 	if s.isHTTP(i) {
 		return s.HTTP[(i/s.HTTPEvery+shift)%len(s.HTTP)]
 	}
-	return s.TCP[(i+shift)%len(s.TCP)]
+	return s.TCP[(s.tcpOrdinal(i)+shift)%len(s.TCP)]
 }
 
 // config returns check i's config, aimed at target(i, shift).
