@@ -27,6 +27,7 @@ type checkEnv struct {
 	newProber func(*messages.Config) (Prober, error)
 	telemetry *Telemetry
 	limiter   *startLimiter
+	workers   *probeWorkers
 	jitter    float64
 	logger    zerolog.Logger
 }
@@ -237,12 +238,12 @@ func (a *checkActor) startProbe() {
 		prober = faultyProber{next: prober, fault: f, flapOK: ok}
 	}
 	self, root := a.self, a.root
-	go func() {
+	a.env.workers.run(func() {
 		defer close(p.done)
 		defer cancel()
 		done.result, done.panicked = runProbe(ctx, prober)
 		root.Send(self, done)
-	}()
+	})
 }
 
 // runProbe runs one probe and times it. A panic in the prober is caught

@@ -229,7 +229,9 @@ func (m *manager) Receive(c actor.Context) {
 		m.halting = true
 		m.stopNotifyTimer()
 		m.stopSaving()
-	case *actor.Stopped, *actor.Touch:
+	case *actor.Stopped:
+		m.stopWorkers()
+	case *actor.Touch:
 	default:
 		m.unexpected.log(m.log, msg)
 	}
@@ -251,11 +253,13 @@ func (m *manager) handleStarted(c actor.Context) {
 		panic(fmt.Errorf("spawn notifier: %w", err))
 	}
 	m.root = c.ActorSystem().Root
+	m.stopWorkers() // a restart's predecessor's
 	m.env = &checkEnv{
 		notifier:  notifier,
 		newProber: m.cfg.NewProber,
 		telemetry: m.cfg.Telemetry,
 		limiter:   newStartLimiter(m.cfg.ProbeRate),
+		workers:   newProbeWorkers(workerIdle),
 		jitter:    min(max(m.cfg.Jitter, 0), 1),
 		logger:    m.cfg.Logger,
 	}
@@ -382,6 +386,15 @@ func (m *manager) spawn(c actor.Context, rec *checkRecord) {
 		m.log.Error().Err(err).Uint64("id", rec.id).Msg("spawn_failed")
 	default:
 		m.pids[rec.id] = pid
+	}
+}
+
+// stopWorkers stops the probe workers of the checks, once they have
+// stopped: each waits for its probe, so the workers are idle, or
+// finishing a probe that ignores its cancellation.
+func (m *manager) stopWorkers() {
+	if m.env != nil {
+		m.env.workers.stop()
 	}
 }
 

@@ -80,7 +80,7 @@ func expectedAnswers(cfg *messages.Config) ([]string, error) {
 // Probe asks the question over UDP, again over TCP if the reply was
 // truncated, and evaluates the reply.
 func (p *dnsProber) Probe(ctx context.Context) messages.ProbeResult {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	ctx, cancel := bound(ctx, p.timeout)
 	defer cancel()
 
 	step := "query"

@@ -165,7 +165,7 @@ func (p *httpProber) dial(
 
 // Probe sends the request and evaluates the response.
 func (p *httpProber) Probe(ctx context.Context) messages.ProbeResult {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	ctx, cancel := bound(ctx, p.timeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, probeCtxKey{}, ctx)
 

@@ -69,7 +69,7 @@ type echoSocket struct {
 
 // Probe sends the echo request and waits for its reply.
 func (p *icmpProber) Probe(ctx context.Context) messages.ProbeResult {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	ctx, cancel := bound(ctx, p.timeout)
 	defer cancel()
 
 	sock, err := openEcho(p.ip.Is6())

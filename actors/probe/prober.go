@@ -83,6 +83,16 @@ func (b *brokenProber) Probe(context.Context) messages.ProbeResult {
 	return failed(b.message)
 }
 
+// bound returns ctx bounded by timeout from now. When ctx already ends
+// by then, as the check actor's context does, it returns ctx itself: a
+// second timer per probe would cost more than the bound is worth.
+func bound(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && !d.After(time.Now().Add(timeout)) {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, timeout)
+}
+
 // expired is a deadline in the past: setting it aborts blocked I/O at once.
 var expired = time.Unix(1, 0)
 

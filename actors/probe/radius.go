@@ -73,7 +73,7 @@ func newRADIUS(cfg *messages.Config) *radiusProber {
 
 // Probe sends the Access-Request and evaluates the first reply.
 func (p *radiusProber) Probe(ctx context.Context) messages.ProbeResult {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	ctx, cancel := bound(ctx, p.timeout)
 	defer cancel()
 
 	conn, err := p.dialer.DialContext(ctx, "udp", p.target)

@@ -48,7 +48,7 @@ func newTCP(cfg *messages.Config, o Options) *tcpProber {
 // Probe connects, completes the TLS handshake if configured, and exchanges
 // Send and Receive if either is set.
 func (p *tcpProber) Probe(ctx context.Context) messages.ProbeResult {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	ctx, cancel := bound(ctx, p.timeout)
 	defer cancel()
 
 	raw, err := p.dialer.DialContext(ctx, "tcp", p.target)

@@ -41,7 +41,7 @@ func newUDP(cfg *messages.Config) *udpProber {
 // even when Receive is empty, and nothing is retransmitted. An ICMP port
 // unreachable in answer fails the probe with "connection refused".
 func (p *udpProber) Probe(ctx context.Context) messages.ProbeResult {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	ctx, cancel := bound(ctx, p.timeout)
 	defer cancel()
 
 	conn, err := p.dialer.DialContext(ctx, "udp", p.target)
