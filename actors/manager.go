@@ -529,7 +529,8 @@ func (m *manager) handleNotifyTick(c actor.Context) {
 		slices.SortFunc(batch, func(a, b messages.CheckStatus) int {
 			return cmpUint64(a.ID, b.ID)
 		})
-		c.Send(m.env.notifier, &messages.NotificationBatch{Notifications: batch})
+		c.Send(m.env.notifier, &messages.NotificationBatch{Notifications: batch,
+			Periodic: true})
 	}
 	m.armNotify(c)
 }

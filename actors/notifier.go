@@ -55,9 +55,10 @@ type NotifierConfig struct {
 // newest, at the place of the first.
 //
 // It accepts *messages.CheckStatus (one notification) and
-// *messages.NotificationBatch (many, e.g. the manager's periodic full
-// status), and sends *messages.NotificationBatch to the sink. It flushes
-// what it holds when it stops.
+// *messages.NotificationBatch (many; the manager's periodic full status is
+// marked Periodic and passes through at once, see forwardPeriodic), and
+// sends *messages.NotificationBatch to the sink. It flushes what it holds
+// when it stops.
 type notifier struct {
 	unexpected unexpected
 	cfg        NotifierConfig
@@ -111,6 +112,10 @@ func (n *notifier) Receive(c actor.Context) {
 	case *messages.CheckStatus:
 		n.add(c, *m)
 	case *messages.NotificationBatch:
+		if m.Periodic {
+			n.forwardPeriodic(c, m.Notifications)
+			return
+		}
 		for _, cs := range m.Notifications {
 			n.add(c, cs)
 		}
@@ -177,7 +182,36 @@ func (n *notifier) flush(c actor.Context) {
 	batch := &messages.NotificationBatch{Notifications: n.batch}
 	n.batch = make([]messages.CheckStatus, 0, len(n.batch))
 	clear(n.index)
+	n.send(c, batch)
+}
 
+// forwardPeriodic sends the periodic full status on at once, in batches
+// of BatchSize marked Periodic. They hold no change, so they need no
+// batching delay, and they share no batch with a change, which a sink
+// with a backlog sends first. A check whose change waits in the current
+// batch takes the newer status there instead.
+func (n *notifier) forwardPeriodic(c actor.Context, statuses []messages.CheckStatus) {
+	n.stats.Queued.Add(uint64(len(statuses)))
+	var out []messages.CheckStatus
+	for _, cs := range statuses {
+		if i, ok := n.index[cs.ID]; ok {
+			n.batch[i] = cs
+			n.stats.Coalesced.Add(1)
+			continue
+		}
+		out = append(out, cs)
+		if len(out) == n.cfg.BatchSize {
+			n.send(c, &messages.NotificationBatch{Notifications: out, Periodic: true})
+			out = nil
+		}
+	}
+	if len(out) > 0 {
+		n.send(c, &messages.NotificationBatch{Notifications: out, Periodic: true})
+	}
+}
+
+// send hands batch to the sink.
+func (n *notifier) send(c actor.Context, batch *messages.NotificationBatch) {
 	count := uint64(len(batch.Notifications))
 	if n.cfg.Sink == nil || n.sinkDead {
 		n.stats.Undelivered.Add(count)

@@ -151,3 +151,36 @@ func equalIDs(a, b []uint64) bool {
 	}
 	return true
 }
+
+// The periodic full status passes at once, in batches of BatchSize marked
+// Periodic, apart from the changes; a check with a change waiting takes
+// the periodic status in the change's batch instead.
+func TestNotifierPeriodicPassesThrough(t *testing.T) {
+	sys := testSystem(t)
+	s := newSink(t, sys)
+	// A delay this long never fires during the test.
+	n := spawnNotifier(t, sys, NotifierConfig{
+		Sink: s.pid, BatchSize: 2, BatchDelay: time.Hour,
+	})
+	defer stopActor(t, sys, n)
+
+	sys.Root.Send(n, note(3, "changed"))
+	periodic := &messages.NotificationBatch{Periodic: true}
+	for id := range uint64(6) {
+		periodic.Notifications = append(periodic.Notifications, *note(id, "periodic"))
+	}
+	sys.Root.Send(n, periodic)
+
+	for i, want := range [][]uint64{{0, 1}, {2, 4}, {5}} {
+		b := s.next(t)
+		if got := ids(b); !equalIDs(got, want) || !b.Periodic {
+			t.Errorf("batch %d = %v periodic %t, want %v periodic", i, got, b.Periodic, want)
+		}
+	}
+	stopActor(t, sys, n) // flushes the change's batch
+	b := s.next(t)
+	if got := ids(b); !equalIDs(got, []uint64{3}) || b.Periodic ||
+		b.Notifications[0].Status.Message != "periodic" {
+		t.Errorf("change batch = %+v, want check 3 with the newer periodic status, unmarked", b)
+	}
+}

@@ -159,7 +159,11 @@ type (
 func (e *edge) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *messages.NotificationBatch:
-		e.pending.add(m.Notifications)
+		if m.Periodic {
+			e.pending.addRefresh(m.Notifications)
+		} else {
+			e.pending.add(m.Notifications)
+		}
 		e.cfg.Stats.Pending.Store(int64(e.pending.len()))
 		e.send()
 	case *messages.InjectFault:

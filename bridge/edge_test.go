@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -273,6 +274,35 @@ func TestStatusQueue(t *testing.T) {
 			t.Errorf("queue = %v, want %v", got, want)
 			break
 		}
+	}
+	if q.len() != 0 {
+		t.Errorf("len = %d after taking all, want 0", q.len())
+	}
+}
+
+// Changes go before refreshes, whatever their order of arrival; each
+// check waits once, with its newest status, a change staying a change.
+func TestStatusQueueChangesFirst(t *testing.T) {
+	q := newStatusQueue()
+	q.addRefresh([]messages.CheckStatus{healthy(1, "r1"), healthy(2, "r2"),
+		healthy(3, "r3"), healthy(4, "r4")})
+	q.add([]messages.CheckStatus{healthy(3, "c3"), healthy(5, "c5")})
+	q.addRefresh([]messages.CheckStatus{healthy(5, "r5")}) // newer, still a change
+	q.addOlder([]messages.CheckStatus{healthy(1, "old"), healthy(6, "o6")})
+
+	messagesOf := func(batch []messages.CheckStatus) []string {
+		var out []string
+		for _, cs := range batch {
+			out = append(out, cs.Status.Message)
+		}
+		return out
+	}
+	if got, want := messagesOf(q.take(3)), []string{"c3", "r5", "r1"}; !slices.Equal(got, want) {
+		t.Errorf("first take = %v, want %v", got, want)
+	}
+	q.add([]messages.CheckStatus{healthy(4, "c4")})
+	if got, want := messagesOf(q.take(10)), []string{"c4", "r2", "o6"}; !slices.Equal(got, want) {
+		t.Errorf("second take = %v, want %v", got, want)
 	}
 	if q.len() != 0 {
 		t.Errorf("len = %d after taking all, want 0", q.len())

@@ -3,60 +3,101 @@ package bridge
 import "github.com/lbhealth/hcsupervisor/messages"
 
 // statusQueue holds statuses waiting for the Engine: at most one per
-// check, the newest, in the order their checks first entered the queue.
+// check, the newest, in two lanes. Changes go before refreshes (the
+// periodic full status and the resend after an outage), so that a state
+// change never waits behind a fleet's worth of statuses the Engine
+// already knows; within a lane, checks go in the order they entered it.
 type statusQueue struct {
-	order []uint64
-	byID  map[uint64]messages.CheckStatus
+	byID map[uint64]queued
+	// The lanes' orders; an ID whose entry is gone, or in the other
+	// lane, is skipped when met.
+	changes, refreshes []uint64
+}
+
+// queued is one check's waiting status and its lane.
+type queued struct {
+	status messages.CheckStatus
+	change bool
 }
 
 func newStatusQueue() *statusQueue {
-	return &statusQueue{byID: make(map[uint64]messages.CheckStatus)}
+	return &statusQueue{byID: make(map[uint64]queued)}
 }
 
-func (q *statusQueue) len() int { return len(q.order) }
+func (q *statusQueue) len() int { return len(q.byID) }
 
-// add queues statuses newer than any queued for the same check.
+// add queues state changes, each newer than any status queued for its
+// check; a check waiting as a refresh moves to the changes.
 func (q *statusQueue) add(batch []messages.CheckStatus) {
 	for _, cs := range batch {
-		if _, ok := q.byID[cs.ID]; !ok {
-			q.order = append(q.order, cs.ID)
+		if old, ok := q.byID[cs.ID]; !ok || !old.change {
+			q.changes = append(q.changes, cs.ID)
 		}
-		q.byID[cs.ID] = cs
+		q.byID[cs.ID] = queued{status: cs, change: true}
 	}
 }
 
-// addOlder queues statuses older than any queued for the same check: a
-// check already queued keeps its status.
+// addRefresh queues statuses that change nothing, each newer than any
+// queued for its check; a check waiting as a change stays one.
+func (q *statusQueue) addRefresh(batch []messages.CheckStatus) {
+	for _, cs := range batch {
+		old, ok := q.byID[cs.ID]
+		if !ok {
+			q.refreshes = append(q.refreshes, cs.ID)
+		}
+		q.byID[cs.ID] = queued{status: cs, change: ok && old.change}
+	}
+}
+
+// addOlder queues refreshes older than any status queued for the same
+// check: a check already queued keeps its status.
 func (q *statusQueue) addOlder(batch []messages.CheckStatus) {
 	for _, cs := range batch {
 		if _, ok := q.byID[cs.ID]; !ok {
-			q.order = append(q.order, cs.ID)
-			q.byID[cs.ID] = cs
+			q.refreshes = append(q.refreshes, cs.ID)
+			q.byID[cs.ID] = queued{status: cs}
 		}
 	}
 }
 
-// putBack returns a batch taken earlier to the front of the queue; a check
-// queued since keeps its newer status.
+// putBack returns a batch taken earlier to the front of the changes; a
+// check queued since keeps its newer status.
 func (q *statusQueue) putBack(batch []messages.CheckStatus) {
 	var front []uint64
 	for _, cs := range batch {
 		if _, ok := q.byID[cs.ID]; !ok {
-			q.byID[cs.ID] = cs
+			q.byID[cs.ID] = queued{status: cs, change: true}
 			front = append(front, cs.ID)
 		}
 	}
-	q.order = append(front, q.order...)
+	q.changes = append(front, q.changes...)
 }
 
-// take removes and returns up to n statuses, oldest first.
+// take removes and returns up to n statuses: changes first, then
+// refreshes, each lane oldest first.
 func (q *statusQueue) take(n int) []messages.CheckStatus {
-	n = min(n, len(q.order))
-	out := make([]messages.CheckStatus, n)
-	for i, id := range q.order[:n] {
-		out[i] = q.byID[id]
-		delete(q.byID, id)
-	}
-	q.order = q.order[n:]
+	out := make([]messages.CheckStatus, 0, min(n, q.len()))
+	q.changes = q.takeLane(q.changes, true, n, &out)
+	q.refreshes = q.takeLane(q.refreshes, false, n, &out)
 	return out
+}
+
+// takeLane moves the lane's statuses to out until out holds n, and
+// returns what remains of the lane's order.
+func (q *statusQueue) takeLane(order []uint64, change bool, n int,
+	out *[]messages.CheckStatus) []uint64 {
+
+	i := 0
+	for ; i < len(order) && len(*out) < n; i++ {
+		e, ok := q.byID[order[i]]
+		if !ok || e.change != change {
+			continue // taken already, or moved to the other lane
+		}
+		*out = append(*out, e.status)
+		delete(q.byID, order[i])
+	}
+	if i == len(order) {
+		return order[:0]
+	}
+	return order[i:]
 }

@@ -33,6 +33,10 @@ type CheckStatus struct {
 // the notifier to its sink, at most one per check ID, oldest first.
 type NotificationBatch struct {
 	Notifications []CheckStatus `json:"notifications"`
+	// Periodic marks a batch of the periodic full status: it holds no
+	// state change, so a sink with a backlog may send any batch without
+	// the mark before it.
+	Periodic bool `json:"periodic,omitempty"`
 }
 
 // StatusResponse answers RequestStatus with every check's status, ordered by

@@ -33,6 +33,7 @@ type envelope struct {
 	Actor         string          `json:"actor,omitempty"`
 	Fault         Fault           `json:"fault,omitempty"`
 	Count         *int            `json:"count,omitempty"`
+	Periodic      bool            `json:"periodic,omitempty"`
 }
 
 // EncodeLine encodes one of the protocol's messages as a JSON line ending
@@ -59,9 +60,9 @@ func EncodeLine(msg any) ([]byte, error) {
 		env.Type = TypeReady
 	case *NotificationBatch:
 		return encodeList(TypeNotificationBatch, "notifications",
-			m.Notifications)
+			m.Notifications, m.Periodic)
 	case *StatusResponse:
-		return encodeList(TypeStatusResponse, "statuses", m.Statuses)
+		return encodeList(TypeStatusResponse, "statuses", m.Statuses, false)
 	case *Error:
 		env = envelope{Type: TypeError, Message: m.Message, ID: m.ID}
 	case *InjectFault:
@@ -87,18 +88,19 @@ func EncodeLine(msg any) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// encodeList encodes a line whose only field is a list, which is present
-// even when empty.
-func encodeList(typ, field string, list []CheckStatus) ([]byte, error) {
+// encodeList encodes a line whose field is a list, which is present even
+// when empty; a notification batch also carries its periodic mark.
+func encodeList(typ, field string, list []CheckStatus, periodic bool) ([]byte, error) {
 	type notifications struct {
-		Type string        `json:"type"`
-		List []CheckStatus `json:"notifications"`
+		Type     string        `json:"type"`
+		List     []CheckStatus `json:"notifications"`
+		Periodic bool          `json:"periodic,omitempty"`
 	}
 	type statuses struct {
 		Type string        `json:"type"`
 		List []CheckStatus `json:"statuses"`
 	}
-	var v any = notifications{typ, nonNil(list)}
+	var v any = notifications{typ, nonNil(list), periodic}
 	if field == "statuses" {
 		v = statuses{typ, nonNil(list)}
 	}
@@ -145,7 +147,8 @@ func DecodeLine(line []byte) (any, error) {
 	case TypeReady:
 		return &Ready{}, nil
 	case TypeNotificationBatch:
-		return &NotificationBatch{Notifications: env.Notifications}, nil
+		return &NotificationBatch{Notifications: env.Notifications,
+			Periodic: env.Periodic}, nil
 	case TypeStatusResponse:
 		return &StatusResponse{Statuses: env.Statuses}, nil
 	case TypeError:
@@ -178,6 +181,7 @@ func (e *envelope) checkFields() error {
 		{"actor", e.Actor != "", []string{TypeInjectFault}},
 		{"fault", e.Fault != "", []string{TypeInjectFault}},
 		{"count", e.Count != nil, []string{TypeInjectFault}},
+		{"periodic", e.Periodic, []string{TypeNotificationBatch}},
 	}
 	for _, f := range present {
 		if f.set && !slices.Contains(f.types, e.Type) {

@@ -90,6 +90,10 @@ func protocolMessages() []protocolMessage {
 			msg:  &NotificationBatch{Notifications: sampleStatuses()},
 		},
 		{
+			name: "notification_batch periodic",
+			msg:  &NotificationBatch{Notifications: sampleStatuses(), Periodic: true},
+		},
+		{
 			name: "notification_batch empty",
 			msg:  &NotificationBatch{},
 			want: &NotificationBatch{Notifications: []CheckStatus{}},
@@ -432,6 +436,11 @@ var lineErrorTests = []struct {
 		name: "statuses on notification_batch",
 		line: `{"type":"notification_batch","notifications":[],"statuses":[]}`,
 		want: "field statuses does not belong",
+	},
+	{
+		name: "periodic on status_response",
+		line: `{"type":"status_response","statuses":[],"periodic":true}`,
+		want: "field periodic does not belong",
 	},
 	{
 		name: "notifications on status_response",
