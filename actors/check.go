@@ -43,11 +43,13 @@ type checkActor struct {
 	unexpected unexpected
 	rec        *checkRecord
 	env        *checkEnv
-	log        zerolog.Logger
+	// log is the check's logger, built by logger at its first use.
+	log *zerolog.Logger
 
 	self *actor.PID
 	root *actor.RootContext
 
+	// prober is built at the first probe, or nil.
 	prober Prober
 	// planned is when the current or next probe is due, on the phase of
 	// interval; due is planned plus its jitter, and slotHeld says the
@@ -123,27 +125,36 @@ func (a *checkActor) Receive(c actor.Context) {
 		a.halt()
 	case *actor.Stopped, *actor.Restart:
 	default:
-		a.unexpected.log(a.log, m)
+		a.unexpected.log(*a.logger(), m)
 	}
 }
 
 func (a *checkActor) handleStarted(c actor.Context) {
 	a.self = c.Self()
 	a.root = c.ActorSystem().Root
-	cfg := a.rec.config()
-	a.log = a.env.logger.With().
-		Uint64("id", cfg.ID).
-		Str("checker", string(cfg.Checker)).
-		Str("target", cfg.Target()).
-		Logger()
-	a.prober = a.buildProber(&cfg)
-	a.replan(cfg.Interval)
+	a.replan(a.rec.config().Interval)
+}
+
+// logger returns the check's logger. It is built at its first use, as the
+// prober is at the first probe: starting 100,000 checks at once is then
+// little more than arming their timers.
+func (a *checkActor) logger() *zerolog.Logger {
+	if a.log == nil {
+		cfg := a.rec.config()
+		l := a.env.logger.With().
+			Uint64("id", cfg.ID).
+			Str("checker", string(cfg.Checker)).
+			Str("target", cfg.Target()).
+			Logger()
+		a.log = &l
+	}
+	return a.log
 }
 
 func (a *checkActor) buildProber(cfg *messages.Config) Prober {
 	p, err := a.env.newProber(cfg)
 	if err != nil {
-		a.log.Error().Err(err).Msg("prober_unavailable")
+		a.logger().Error().Err(err).Msg("prober_unavailable")
 		return failingProber{err: err}
 	}
 	return p
@@ -159,9 +170,9 @@ func (a *checkActor) handleUpdate(m *updateCheck) {
 	}
 
 	// A different probe: drop the one in flight and start afresh.
-	a.log.Info().Str("config", m.Config.String()).Msg("probe_changed")
+	a.logger().Info().Str("config", m.Config.String()).Msg("probe_changed")
 	a.cancelProbe()
-	a.prober = a.buildProber(&m.Config)
+	a.prober, a.log = nil, nil // for the new target
 	a.replan(m.Config.Interval)
 }
 
@@ -232,6 +243,9 @@ func (a *checkActor) startProbe() {
 	a.probe = p
 
 	done := &probeDone{seq: a.probeSeq}
+	if a.prober == nil {
+		a.prober = a.buildProber(&cfg)
+	}
 	var prober Prober = a.prober
 	if f, ok := a.rec.takeFault(messages.FaultHang, messages.FaultError,
 		messages.FaultSlow, messages.FaultFlap); f != "" {
@@ -275,11 +289,11 @@ func (a *checkActor) handleDone(c actor.Context, m *probeDone) {
 	st, prev, changed := a.rec.record(m.result)
 	a.env.telemetry.probeDone(a.rec.config().Checker, m.result,
 		m.result.Start.Sub(a.due))
-	a.log.Debug().Bool("success", m.result.Success).
+	a.logger().Debug().Bool("success", m.result.Success).
 		Dur("duration", m.result.Duration).
 		Str("result", m.result.Message).Msg("probe_done")
 	if changed {
-		a.log.Info().Str("old_state", prev.String()).
+		a.logger().Info().Str("old_state", prev.String()).
 			Str("new_state", st.State.String()).
 			Str("result", st.Message).
 			Dur("duration", m.result.Duration).Msg("state_changed")
@@ -313,7 +327,7 @@ func (a *checkActor) cancelProbe() {
 	select {
 	case <-p.done:
 	case <-time.After(probeStopGrace):
-		a.log.Error().Dur("waited", probeStopGrace).Msg("probe_ignores_cancel")
+		a.logger().Error().Dur("waited", probeStopGrace).Msg("probe_ignores_cancel")
 	}
 }
 

@@ -68,6 +68,10 @@ type notifier struct {
 	batch []messages.CheckStatus
 	// index maps a check ID to its position in batch.
 	index map[uint64]int
+	// changed maps a check ID to the LastCheck (in Unix nanoseconds) of
+	// its newest change since the last periodic status; see
+	// forwardPeriodic.
+	changed map[uint64]int64
 
 	timer    *time.Timer
 	timerGen uint64
@@ -99,7 +103,8 @@ func NewNotifier(cfg NotifierConfig) *actor.Props {
 		cfg:   cfg,
 		stats: cfg.Stats,
 		log:   cfg.Logger.With().Str("actor", "notifier").Logger(),
-		index: make(map[uint64]int),
+		index:   make(map[uint64]int),
+		changed: make(map[uint64]int64),
 	}
 	// NOTE: every incarnation is the same value, so a restart keeps the
 	// batch; Restarting flushes it anyway.
@@ -144,6 +149,7 @@ func (n *notifier) Receive(c actor.Context) {
 
 func (n *notifier) add(c actor.Context, cs messages.CheckStatus) {
 	n.stats.Queued.Add(1)
+	n.changed[cs.ID] = cs.Status.LastCheck.UnixNano()
 	if i, ok := n.index[cs.ID]; ok {
 		n.batch[i] = cs
 		n.stats.Coalesced.Add(1)
@@ -188,12 +194,28 @@ func (n *notifier) flush(c actor.Context) {
 // forwardPeriodic sends the periodic full status on at once, in batches
 // of BatchSize marked Periodic. They hold no change, so they need no
 // batching delay, and they share no batch with a change, which a sink
-// with a backlog sends first. A check whose change waits in the current
-// batch takes the newer status there instead.
+// with a backlog sends first.
+//
+// The manager reads the statuses from the records while the checks run,
+// so a change can overtake the periodic status it sent: a status older
+// than a change seen already is dropped, or the Engine would be told the
+// old state after the new. A check whose change waits in the current
+// batch takes a newer periodic status there instead.
 func (n *notifier) forwardPeriodic(c actor.Context, statuses []messages.CheckStatus) {
 	n.stats.Queued.Add(uint64(len(statuses)))
+	changed := n.changed
+	// Changes before this status need no memory beyond it: the next one
+	// is read after them. Those still pending stay remembered.
+	n.changed = make(map[uint64]int64, len(n.index))
+	for id := range n.index {
+		n.changed[id] = changed[id]
+	}
 	var out []messages.CheckStatus
 	for _, cs := range statuses {
+		if at, ok := changed[cs.ID]; ok && cs.Status.LastCheck.UnixNano() < at {
+			n.stats.Coalesced.Add(1)
+			continue
+		}
 		if i, ok := n.index[cs.ID]; ok {
 			n.batch[i] = cs
 			n.stats.Coalesced.Add(1)

@@ -184,3 +184,38 @@ func TestNotifierPeriodicPassesThrough(t *testing.T) {
 		t.Errorf("change batch = %+v, want check 3 with the newer periodic status, unmarked", b)
 	}
 }
+
+// A periodic status older than a change the notifier has passed on is
+// dropped: the Engine must not hear the old state after the new.
+func TestNotifierDropsStalePeriodicStatus(t *testing.T) {
+	sys := testSystem(t)
+	s := newSink(t, sys)
+	n := spawnNotifier(t, sys, NotifierConfig{
+		Sink: s.pid, BatchSize: 2, BatchDelay: time.Hour,
+	})
+	defer stopActor(t, sys, n)
+
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	t1 := t0.Add(time.Second)
+	at := func(id uint64, when time.Time, state messages.State) messages.CheckStatus {
+		return messages.CheckStatus{ID: id, Status: messages.Status{
+			State: state, LastCheck: when}}
+	}
+	c1, c2 := at(1, t1, messages.StateUnhealthy), at(2, t1, messages.StateHealthy)
+	sys.Root.Send(n, &c1)
+	sys.Root.Send(n, &c2)
+	if got := ids(s.next(t)); !equalIDs(got, []uint64{1, 2}) {
+		t.Fatalf("change batch = %v, want [1 2]", got)
+	}
+
+	// Read before check 1's change, delivered after it.
+	sys.Root.Send(n, &messages.NotificationBatch{Periodic: true,
+		Notifications: []messages.CheckStatus{
+			at(1, t0, messages.StateHealthy),
+			at(2, t1, messages.StateHealthy),
+			at(3, t0, messages.StateHealthy),
+		}})
+	if got := ids(s.next(t)); !equalIDs(got, []uint64{2, 3}) {
+		t.Errorf("periodic batch = %v, want [2 3]: check 1's status is older than its change", got)
+	}
+}

@@ -26,6 +26,11 @@ const (
 // backlog of a large fleet goes in calls that fit the RPC deadline.
 const maxPerCall = 5000
 
+// maxRefreshPerCall bounds the refreshes (statuses that change nothing) of
+// one call: a state change that arrives while a call is in flight waits
+// for it, and a call of 5,000 statuses takes milliseconds.
+const maxRefreshPerCall = 500
+
 // statusTimeout bounds the request for every check's status that follows
 // the Engine's recovery.
 const statusTimeout = 30 * time.Second
@@ -281,7 +286,7 @@ func (e *edge) send() {
 	if e.sending != nil || e.sendTimer != nil || e.pending.len() == 0 {
 		return
 	}
-	e.inFlight = e.pending.take(maxPerCall)
+	e.inFlight = e.pending.take(maxPerCall, maxRefreshPerCall)
 	batch := e.inFlight
 	engine := e.cfg.Engine
 	e.sending = e.run(func(ctx context.Context) any {
@@ -401,7 +406,7 @@ func (e *edge) flushOnStop() {
 	if e.pending.len() == 0 {
 		return
 	}
-	batch := e.pending.take(e.pending.len())
+	batch := e.pending.take(e.pending.len(), e.pending.len())
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.RetryDelay)
 	defer cancel()
 	if err := e.cfg.Engine.HealthState(ctx, batch); err != nil {

@@ -74,11 +74,12 @@ func (q *statusQueue) putBack(batch []messages.CheckStatus) {
 }
 
 // take removes and returns up to n statuses: changes first, then
-// refreshes, each lane oldest first.
-func (q *statusQueue) take(n int) []messages.CheckStatus {
+// refreshes while the batch holds fewer than refreshN; each lane oldest
+// first.
+func (q *statusQueue) take(n, refreshN int) []messages.CheckStatus {
 	out := make([]messages.CheckStatus, 0, min(n, q.len()))
 	q.changes = q.takeLane(q.changes, true, n, &out)
-	q.refreshes = q.takeLane(q.refreshes, false, n, &out)
+	q.refreshes = q.takeLane(q.refreshes, false, min(n, refreshN), &out)
 	return out
 }
 
