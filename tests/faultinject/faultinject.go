@@ -76,32 +76,44 @@ func (c *Client) ClearAll() (string, error) {
 
 // call sends req and waits for its ack or error. A client that does not
 // read between calls may be disconnected by the server, whose writes to
-// it time out; call then connects again, once, and retries.
+// it time out; when not a byte of req could be written, call connects
+// again, once, and sends it there. Once any of req is written, call never
+// sends it again: the server may have acted on it, and a fault sent twice
+// would be injected twice.
 func (c *Client) call(req any) (string, error) {
-	ack, err := c.callOnce(req)
-	if err == nil || errors.Is(err, ErrRefused) {
-		return ack, err
-	}
-	fresh, derr := Dial(c.socket)
-	if derr != nil {
-		return "", err
-	}
-	c.conn.Close()
-	*c = *fresh
-	return c.callOnce(req)
-}
-
-// callOnce sends req and waits for its ack or error, skipping
-// notification batches and other lines meanwhile.
-func (c *Client) callOnce(req any) (string, error) {
 	line, err := messages.EncodeLine(req)
 	if err != nil {
 		return "", err
 	}
-	c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	if _, err := c.conn.Write(line); err != nil {
-		return "", fmt.Errorf("send: %w", err)
+	n, err := c.write(line)
+	if err != nil && n == 0 {
+		fresh, derr := Dial(c.socket)
+		if derr != nil {
+			return "", fmt.Errorf("%w; reconnecting: %w", err, derr)
+		}
+		c.conn.Close()
+		*c = *fresh
+		_, err = c.write(line)
 	}
+	if err != nil {
+		return "", err
+	}
+	return c.await()
+}
+
+// write sends one line and returns how many of its bytes were written.
+func (c *Client) write(line []byte) (int, error) {
+	c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	n, err := c.conn.Write(line)
+	if err != nil {
+		return n, fmt.Errorf("send: %w", err)
+	}
+	return n, nil
+}
+
+// await waits for the answer to a request, an ack or an error, skipping
+// notification batches and other lines meanwhile.
+func (c *Client) await() (string, error) {
 	msg, err := c.next(func(msg any) bool {
 		switch msg.(type) {
 		case *messages.Ack, *messages.Error:
