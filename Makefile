@@ -38,8 +38,10 @@ fuzz:
 	done
 
 ## soak: 10,000 checks under churn, faults, Engine restarts and bridge
-## reconnects for SOAK_DURATION; fails on unbounded growth or a wrong
-## final state.
+## reconnects for SOAK_DURATION after they first converge; fails on
+## unbounded growth or a wrong final state. The growth verdict leaves
+## out the first minute and needs 10 samples 10s apart after it, so
+## SOAK_DURATION must be at least 3m (shorter runs fail at once).
 SOAK_DURATION ?= 10m
 soak:
 	$(GO) run ./tests/soak -duration $(SOAK_DURATION)

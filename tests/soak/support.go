@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/netip"
-	"runtime"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
@@ -13,8 +12,6 @@ import (
 type netipAddrPort = netip.AddrPort
 
 func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
-
-func numGoroutine() int { return runtime.NumGoroutine() }
 
 // actorsSystem is the split bridge's own actor system.
 type actorsSystem struct {

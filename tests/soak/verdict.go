@@ -1,0 +1,150 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// minSamples is the fewest samples after the warm-up that the verdict
+// judges: fewer give a slope that one restart's sample can swing.
+const minSamples = 10
+
+// minDuration returns the shortest -duration that yields minSamples
+// samples after the warm-up.
+func minDuration(o options) time.Duration {
+	return o.warmup + minSamples*o.sampleGap
+}
+
+// sample is the process's size at one moment.
+type sample struct {
+	at         time.Duration
+	rss        float64 // MiB
+	heap       float64 // MiB live after a collection
+	goroutines float64
+	fds        float64
+}
+
+// growthLimit is how fast a measure may grow, per minute: the larger of
+// an absolute rate and a fraction of the measure's own level, since a
+// fixed rate means little for measures whose levels differ tenfold
+// between runs.
+type growthLimit struct {
+	abs float64 // units per minute
+	rel float64 // fraction of the level per minute
+}
+
+func (l growthLimit) at(level float64) float64 {
+	return max(l.abs, l.rel*level)
+}
+
+// measure is one quantity the verdict judges.
+type measure struct {
+	name  string
+	get   func(sample) float64
+	limit growthLimit
+}
+
+// measures are the judged quantities. Live heap is the sharpest sign of
+// a leak; RSS lags it (freed pages return to the system slowly) and
+// keeps the highest peak, so it gets more room.
+var measures = []measure{
+	{"heap_mib", func(s sample) float64 { return s.heap }, growthLimit{0.5, 0.01}},
+	{"rss_mib", func(s sample) float64 { return s.rss }, growthLimit{1, 0.02}},
+	{"goroutines", func(s sample) float64 { return s.goroutines }, growthLimit{20, 0.02}},
+	{"open_files", func(s sample) float64 { return s.fds }, growthLimit{5, 0.02}},
+}
+
+// verdict is the judgement of the samples.
+type verdict struct {
+	table string
+	err   error
+}
+
+// judge fails a measure that grows: both its Theil–Sen slope (the median
+// of the slopes between every two samples, which a few outliers such as
+// a sample taken mid-restart cannot move) and the slope between the
+// medians of the first and the last third of the samples exceed its
+// limit. Samples of the warm-up are left out: pools, caches and the
+// collector's heap goal settle there, and that growth is bounded.
+func judge(all []sample, warmup time.Duration) verdict {
+	i := slices.IndexFunc(all, func(s sample) bool { return s.at >= warmup })
+	if i < 0 {
+		i = len(all)
+	}
+	samples := all[i:]
+	if len(samples) < minSamples {
+		return verdict{err: fmt.Errorf("%d samples after the %v warm-up, "+
+			"want at least %d: run longer", len(samples), warmup, minSamples)}
+	}
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d samples from %v to %v\n", len(samples),
+		samples[0].at.Round(time.Second), samples[len(samples)-1].at.Round(time.Second))
+	fmt.Fprintf(&b, "%-10s %9s %9s %11s %11s %9s\n",
+		"measure", "first", "last", "theil-sen", "thirds", "limit")
+	var errs []error
+	for _, m := range measures {
+		first, last, thirds := thirdsSlope(samples, m.get)
+		ts := theilSen(samples, m.get)
+		limit := m.limit.at(first)
+		fmt.Fprintf(&b, "%-10s %9.1f %9.1f %9.2f/m %9.2f/m %7.2f/m\n",
+			m.name, first, last, ts, thirds, limit)
+		if ts > limit && thirds > limit {
+			errs = append(errs, fmt.Errorf("%s grows %.2f/min (Theil-Sen), "+
+				"%.2f/min (thirds); limit %.2f/min", m.name, ts, thirds, limit))
+		}
+	}
+	return verdict{table: b.String(), err: errors.Join(errs...)}
+}
+
+// theilSen returns the median of the slopes, per minute, between every
+// two samples.
+func theilSen(samples []sample, get func(sample) float64) float64 {
+	var slopes []float64
+	for i, a := range samples {
+		for _, b := range samples[i+1:] {
+			if dt := (b.at - a.at).Minutes(); dt > 0 {
+				slopes = append(slopes, (get(b)-get(a))/dt)
+			}
+		}
+	}
+	return median(slopes)
+}
+
+// thirdsSlope returns the medians of the first and the last third of the
+// samples and the slope between them, per minute, placing each at the
+// median time of its third.
+func thirdsSlope(samples []sample, get func(sample) float64) (first, last, slope float64) {
+	n := len(samples) / 3
+	head, tail := samples[:n], samples[len(samples)-n:]
+	first, last = median(values(head, get)), median(values(tail, get))
+	at := func(s sample) float64 { return s.at.Minutes() }
+	if dt := median(values(tail, at)) - median(values(head, at)); dt > 0 {
+		slope = (last - first) / dt
+	}
+	return first, last, slope
+}
+
+func values(samples []sample, get func(sample) float64) []float64 {
+	out := make([]float64, len(samples))
+	for i, s := range samples {
+		out[i] = get(s)
+	}
+	return out
+}
+
+// median returns the median of xs, or 0 for none; it sorts xs.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	mid := len(xs) / 2
+	if len(xs)%2 == 1 {
+		return xs[mid]
+	}
+	return (xs[mid-1] + xs[mid]) / 2
+}
