@@ -117,7 +117,9 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.batchSize, "batch_size", c.batchSize,
 		"most notifications in one batch")
 	fs.IntVar(&c.channelSize, "channel_size", c.channelSize,
-		"lines queued per socket client before further lines are dropped")
+		"lines queued per socket client; beyond it a slow client's "+
+			"notifications wait in a backlog keeping the newest state per "+
+			"check, and its replies wait in order (up to 1000, then dropped)")
 	fs.StringVar(&c.engine, "engine", c.engine,
 		"Seesaw Engine socket; empty disables the Engine bridge")
 	fs.IntVar(&c.maxFailures, "max_failures", c.maxFailures,
@@ -225,7 +227,11 @@ func serve(cfg config, logger zerolog.Logger) error {
 	if cfg.engine != "" {
 		bridgeStats := &bridge.EdgeStats{}
 		stats.Extra = append(stats.Extra, bridgeStats)
-		stats.Engine = bridgeStats.Health
+		stats.Engine = bridgeStats.Watch(bridge.HealthPolicy{
+			FetchInterval: cfg.fetchInterval,
+			RetryDelay:    cfg.retryDelay,
+			MaxFailures:   cfg.maxFailures,
+		})
 		cfg.bridgeStats = bridgeStats
 	}
 	checks, err := openConfigFile(cfg.configFile, logger)
