@@ -1,19 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/rs/zerolog"
 
 	"github.com/lbhealth/hcsupervisor/actors"
 	"github.com/lbhealth/hcsupervisor/bridge"
+	"github.com/lbhealth/hcsupervisor/messages"
 )
 
 // fakeSystemd is systemd's end of NOTIFY_SOCKET.
@@ -194,7 +198,13 @@ func TestStartSystemdOutsideSystemd(t *testing.T) {
 // startTestService starts a service without edges.
 func startTestService(t *testing.T) *actors.Service {
 	t.Helper()
-	logger := newLogLines(t).logger()
+	return startServiceLogging(t, newLogLines(t).logger())
+}
+
+// startServiceLogging starts a service without edges that logs to
+// logger.
+func startServiceLogging(t *testing.T, logger zerolog.Logger) *actors.Service {
+	t.Helper()
 	mcfg := actors.DefaultManagerConfig()
 	mcfg.Logger = logger
 	svc, err := actors.Start(actors.ServiceConfig{Manager: mcfg, Logger: logger})
@@ -251,8 +261,120 @@ func TestReadiness(t *testing.T) {
 			t.Errorf("before the first fetch: %v, want context.Canceled", err)
 		}
 		cfg.bridgeStats.LastFetch.Store(time.Now().UnixNano())
+		if err := ready(ctx); !errors.Is(err, context.Canceled) {
+			t.Errorf("before the manager took the set: %v, want context.Canceled", err)
+		}
+		cfg.bridgeStats.LastApplied.Store(time.Now().UnixNano())
 		if err := ready(context.Background()); err != nil {
-			t.Errorf("after the first fetch: %v", err)
+			t.Errorf("after the manager took the set: %v", err)
 		}
 	})
+}
+
+// wedge is a log writer that can wedge the manager: once armed, the
+// manager's next configs_applied line blocks it inside Receive, as a
+// manager stuck in a handler would be, until released.
+type wedge struct {
+	next    zerolog.LevelWriter
+	armed   atomic.Bool
+	entered chan struct{}
+	gate    chan struct{}
+	release func()
+}
+
+func newWedge(next *logLines) *wedge {
+	w := &wedge{
+		next:    zerolog.MultiLevelWriter(next),
+		entered: make(chan struct{}),
+		gate:    make(chan struct{}),
+	}
+	w.release = sync.OnceFunc(func() { close(w.gate) })
+	return w
+}
+
+func (w *wedge) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(`"configs_applied"`)) && w.armed.CompareAndSwap(true, false) {
+		close(w.entered)
+		<-w.gate
+	}
+	return w.next.Write(p)
+}
+
+// TestWatchdogWedgedManager wedges a real manager: the probe that feeds
+// the watchdog finds it not answering, the pings stop and the pause is
+// logged; once the manager is free again, the pings resume.
+func TestWatchdogWedgedManager(t *testing.T) {
+	sd := newFakeSystemd(t)
+	logs := newLogLines(t)
+	w := newWedge(logs)
+	svc := startServiceLogging(t, zerolog.New(w).Level(zerolog.DebugLevel))
+	t.Cleanup(w.release) // Runs before the service's stop.
+
+	answers := managerAnswers(svc)
+	probes := make(chan bool, 1000)
+	n := newSDNotifier(sdConfig{
+		notify: sdNotify,
+		alive: func(timeout time.Duration) bool {
+			ok := answers(timeout)
+			select {
+			case probes <- ok:
+			default:
+			}
+			return ok
+		},
+		// Probes wait 500ms: a free manager answers far sooner even on
+		// a loaded machine.
+		watchdog: 2 * time.Second,
+		logger:   zerolog.New(logs),
+	})
+	t.Cleanup(n.stopping)
+	for i, want := range []string{"READY=1", "WATCHDOG=1"} {
+		if got := sd.next(t); got != want {
+			t.Fatalf("state %d = %q, want %q", i, got, want)
+		}
+	}
+
+	w.armed.Store(true)
+	svc.System().Root.Send(svc.Manager(), &messages.UpdateConfigs{})
+	select {
+	case <-w.entered:
+	case <-time.After(cfWait):
+		t.Fatal("the manager never took the update")
+	}
+	if answers(100 * time.Millisecond) {
+		t.Fatal("a wedged manager answers")
+	}
+
+	// Once a probe has failed, every earlier probe's ping has been sent;
+	// after one more, none may have followed.
+	waitProbe(t, probes, false)
+	sd.drain(t)
+	waitProbe(t, probes, false)
+	if got := sd.drain(t); len(got) != 0 {
+		t.Fatalf("states while the manager is wedged = %q, want none", got)
+	}
+	logs.waitCount(t, 1, "watchdog_pings_paused_manager_not_answering", nil)
+
+	w.release()
+	if got := sd.next(t); got != "WATCHDOG=1" {
+		t.Fatalf("state after the manager is free = %q, want WATCHDOG=1", got)
+	}
+	logs.waitCount(t, 1, "watchdog_pings_resumed", nil)
+}
+
+// waitProbe waits for a watchdog probe with the result want, skipping
+// others.
+func waitProbe(t *testing.T, probes <-chan bool, want bool) {
+	t.Helper()
+	deadline := time.After(cfWait)
+	for {
+		select {
+		case got := <-probes:
+			if got == want {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no watchdog probe answered %v within %v", want, cfWait)
+		}
+	}
 }
