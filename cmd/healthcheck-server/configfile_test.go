@@ -602,9 +602,19 @@ func (c *hcClient) send(t *testing.T, msg any) {
 	}
 }
 
-// statusIDs asks for every check's status and returns their IDs,
-// skipping the notification batches that come in between.
+// statusIDs asks for every check's status and returns their IDs.
 func (c *hcClient) statusIDs(t *testing.T) []uint64 {
+	t.Helper()
+	var ids []uint64
+	for _, s := range c.statuses(t) {
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
+
+// statuses asks for every check's status and returns it, skipping the
+// notification batches that come in between.
+func (c *hcClient) statuses(t *testing.T) []messages.CheckStatus {
 	t.Helper()
 	c.send(t, &messages.RequestStatus{})
 	c.conn.SetReadDeadline(time.Now().Add(cfWait))
@@ -618,11 +628,7 @@ func (c *hcClient) statusIDs(t *testing.T) []uint64 {
 			t.Fatalf("line %q: %v", line, err)
 		}
 		if r, ok := msg.(*messages.StatusResponse); ok {
-			var ids []uint64
-			for _, s := range r.Statuses {
-				ids = append(ids, s.ID)
-			}
-			return ids
+			return r.Statuses
 		}
 	}
 }

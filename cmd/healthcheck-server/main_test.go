@@ -1,9 +1,22 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/lbhealth/hcsupervisor/messages"
 )
 
 func TestRunRejectsBadFlags(t *testing.T) {
@@ -39,5 +52,222 @@ func TestRunFailsOnBadSocketMode(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "-socket_mode") {
 		t.Errorf("stderr = %q, want it to name -socket_mode", stderr.String())
+	}
+}
+
+// helperArgsEnv holds the server's arguments, as a JSON list, when the
+// test binary runs as TestHelperServer's server.
+const helperArgsEnv = "HC_HELPER_SERVER_ARGS"
+
+// TestHelperServer is no test of its own: it runs the server in a child
+// process of the test binary for the tests that kill one.
+func TestHelperServer(t *testing.T) {
+	env := os.Getenv(helperArgsEnv)
+	if env == "" {
+		t.Skip("runs only as the child of a test that kills a server")
+	}
+	var args []string
+	if err := json.Unmarshal([]byte(env), &args); err != nil {
+		t.Fatalf("%s: %v", helperArgsEnv, err)
+	}
+	os.Exit(run(args, os.Stderr))
+}
+
+// child is a server running in a child process.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed once it has exited
+}
+
+// startChildServer runs the server with args in a child process. Its log
+// is printed if the test fails; it is stopped when the test ends.
+func startChildServer(t *testing.T, args ...string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperServer$")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "NOTIFY_SOCKET=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	list, err := json.Marshal(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(cmd.Env, helperArgsEnv+"="+string(list))
+	log, err := os.CreateTemp(t.TempDir(), "server-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close() // The child has its own descriptor.
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(c.done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		if !c.wait() {
+			cmd.Process.Kill()
+			<-c.done
+		}
+		if b, _ := os.ReadFile(log.Name()); t.Failed() {
+			t.Logf("server %d log:\n%s", cmd.Process.Pid, b)
+		}
+	})
+	return c
+}
+
+// wait reports whether the child exits within cfWait.
+func (c *child) wait() bool {
+	select {
+	case <-c.done:
+		return true
+	case <-time.After(cfWait):
+		return false
+	}
+}
+
+// kill kills the child at once, as the OOM killer or a power cut would:
+// it drains nothing and writes no state file on the way out.
+func (c *child) kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.wait() {
+		t.Fatalf("server %d still runs after SIGKILL", c.cmd.Process.Pid)
+	}
+}
+
+// pingBackend answers each line with PONG, or, once hung, holds every
+// connection without answering, as a backend too busy to reply does.
+type pingBackend struct {
+	ln   net.Listener
+	hung atomic.Bool
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startPingBackend(t *testing.T) *pingBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &pingBackend{ln: ln, quit: make(chan struct{})}
+	b.wg.Go(b.accept)
+	t.Cleanup(func() {
+		close(b.quit)
+		ln.Close()
+		b.wg.Wait()
+	})
+	return b
+}
+
+func (b *pingBackend) accept() {
+	for {
+		conn, err := b.ln.Accept()
+		if err != nil {
+			return
+		}
+		b.wg.Go(func() { b.serve(conn) })
+	}
+}
+
+func (b *pingBackend) serve(conn net.Conn) {
+	defer conn.Close()
+	if b.hung.Load() {
+		<-b.quit
+		return
+	}
+	conn.SetDeadline(time.Now().Add(cfWait))
+	if _, err := bufio.NewReader(conn).ReadString('\n'); err == nil {
+		conn.Write([]byte("PONG\n"))
+	}
+}
+
+// savedStates reads the states in a state file by check ID; a missing
+// or half-written file gives none.
+func savedStates(path string) map[uint64]messages.State {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var f struct {
+		Checks []struct {
+			ID     uint64          `json:"id"`
+			Status messages.Status `json:"status"`
+		} `json:"checks"`
+	}
+	if json.Unmarshal(b, &f) != nil {
+		return nil
+	}
+	out := make(map[uint64]messages.State)
+	for _, c := range f.Checks {
+		out[c.ID] = c.Status.State
+	}
+	return out
+}
+
+// TestStateFileSurvivesKill kills a server, with SIGKILL, after its
+// periodic state file writes: a new server whose probes cannot finish
+// starts with the states they saved.
+func TestStateFileSurvivesKill(t *testing.T) {
+	backend := startPingBackend(t)
+	dir, err := os.MkdirTemp("", "hck")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ids := []uint64{1, 2, 3}
+	var checks []string
+	for _, id := range ids {
+		checks = append(checks, fmt.Sprintf(`{"id":%d,"checker_type":"tcp",`+
+			`"ip":"127.0.0.1","port":%d,"send":"PING\n","receive":"PONG",`+
+			`"interval":"100ms","timeout":"1m"}`,
+			id, backend.ln.Addr().(*net.TCPAddr).Port))
+	}
+	config := filepath.Join(dir, "checks.json")
+	writeFile(t, config, "["+strings.Join(checks, ",")+"]")
+	state := filepath.Join(dir, "state.json")
+	sock := filepath.Join(dir, "hc.sock")
+	args := []string{"-config", config, "-proxy_socket", sock,
+		"-metrics_addr", "", "-state_file", state,
+		"-state_save_interval", "100ms", "-restore_policy", "confirm"}
+
+	first := startChildServer(t, args...)
+	waitUntil(t, "a state file with every check healthy", func() bool {
+		saved := savedStates(state)
+		for _, id := range ids {
+			if saved[id] != messages.StateHealthy {
+				return false
+			}
+		}
+		return true
+	})
+	first.kill(t)
+	killed := time.Now()
+
+	backend.hung.Store(true)
+	startChildServer(t, args...)
+	c := dialServer(t, sock)
+	var got []messages.CheckStatus
+	waitUntil(t, "the new server to run every check", func() bool {
+		got = c.statuses(t)
+		return len(got) == len(ids)
+	})
+	for _, cs := range got {
+		if cs.Status.State != messages.StateHealthy {
+			t.Errorf("check %d after the kill: %v, want healthy restored",
+				cs.ID, cs.Status.State)
+		}
+		if !cs.Status.LastCheck.Before(killed) {
+			t.Errorf("check %d: last probe %v, after the kill at %v; want the "+
+				"saved one", cs.ID, cs.Status.LastCheck, killed)
+		}
 	}
 }
