@@ -75,8 +75,27 @@ func (s *Service) report() (*messages.StatusReport, error) {
 	return rep, nil
 }
 
-// serveHealthz reports whether the supervisor itself works: the manager
-// answers, and the Engine is reachable when the bridge runs.
+// serveHealthz answers /healthz: whether the supervisor itself works.
+// It answers 200 with status "ok", or 503 with status "degraded" and one
+// reason per problem in Problems. The problems are:
+//
+//   - the manager does not answer within operatorTimeout;
+//   - with the Engine bridge in the process (stats.Engine set), the
+//     Engine is unreachable as the bridge judges it (see bridge's
+//     EdgeStats.Watch): HealthState calls keep failing, or no config
+//     fetch has succeeded for too long, since start or since the last.
+//
+// The report also holds how many checks are configured, how many socket
+// clients are connected, when update_configs last reached the manager
+// and how long ago, and the probes' start lag.
+//
+// NOTE: without the Engine (socket-only, as in the split deployment), no
+// client connected is not a problem, however long it lasts: there is
+// none at start and while a client reconnects; the client, such as
+// healthcheck-proxy, reports its own link on its own /healthz; and a
+// liveness probe that failed on it would restart a server that works,
+// which brings no client back. Operators alert on hc_proxy_clients == 0
+// held for a while, or on the age of the last update_configs, instead.
 func (s *Service) serveHealthz(w http.ResponseWriter, stats OperatorStats) {
 	rep := messages.HealthReport{Status: "ok"}
 	_, err := s.sys.Root.RequestFuture(s.Manager(), &actor.Touch{},
@@ -88,11 +107,16 @@ func (s *Service) serveHealthz(w http.ResponseWriter, stats OperatorStats) {
 	if stats.Proxy != nil {
 		rep.Clients = stats.Proxy.Clients.Load()
 	}
+	if ns := s.tel.lastUpdate.Load(); ns != 0 {
+		last := time.Unix(0, ns)
+		rep.LastUpdate = &last
+		rep.LastUpdateAge = time.Since(last).Seconds()
+	}
 	rep.StartLag = s.tel.startLag()
 	if stats.Engine != nil {
 		rep.Engine = stats.Engine()
 		if !rep.Engine.Reachable {
-			rep.Problems = append(rep.Problems, "engine unreachable")
+			rep.Problems = append(rep.Problems, engineProblem(rep.Engine))
 		}
 	}
 	code := http.StatusOK
@@ -101,6 +125,14 @@ func (s *Service) serveHealthz(w http.ResponseWriter, stats OperatorStats) {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, rep)
+}
+
+// engineProblem is the problem /healthz lists for an unreachable Engine.
+func engineProblem(e *messages.EngineHealth) string {
+	if e.Problem == "" {
+		return "engine unreachable"
+	}
+	return "engine unreachable: " + e.Problem
 }
 
 func (s *Service) serveStatus(w http.ResponseWriter, _ *http.Request) {

@@ -45,6 +45,9 @@ type Telemetry struct {
 	// states counts checks by state; configured counts them by checker.
 	states     [3]atomic.Int64
 	configured sync.Map
+	// lastUpdate is when the manager last received update_configs, in
+	// Unix nanoseconds; 0 before the first.
+	lastUpdate atomic.Int64
 }
 
 // NewTelemetry returns a Telemetry with its own registry.
@@ -208,7 +211,7 @@ func (t *Telemetry) middleware(st *actorStat, k *kindStat) actor.ReceiverMiddlew
 }
 
 // lifecycleEvent registers, counts and forgets actors as they start,
-// restart and stop.
+// restart and stop, and notes when the manager gets update_configs.
 func (t *Telemetry) lifecycleEvent(st *actorStat, k *kindStat,
 	c actor.ReceiverContext, msg any) {
 	switch msg.(type) {
@@ -229,6 +232,10 @@ func (t *Telemetry) lifecycleEvent(st *actorStat, k *kindStat,
 	case *actor.Stopped:
 		t.actors.Delete(st.id)
 		k.stops.Inc()
+	case *messages.UpdateConfigs:
+		if k.kind == "manager" {
+			t.lastUpdate.Store(time.Now().UnixNano())
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,11 +56,16 @@ func (s *EdgeStats) Collect(ch chan<- prometheus.Metric) {
 		float64(s.LastFetch.Load())/1e9)
 }
 
-// Health returns the bridge's view of the Engine, for /healthz.
+// Health returns the bridge's raw view of the Engine: Reachable is false
+// only while MaxFailures or more HealthState calls in a row have failed.
+// It knows nothing of fetches that fail or stop; Watch judges those too.
 func (s *EdgeStats) Health() *messages.EngineHealth {
 	h := &messages.EngineHealth{
 		Reachable: !s.Unreachable.Load(),
 		Pending:   s.Pending.Load(),
+	}
+	if !h.Reachable {
+		h.Problem = "HealthState calls keep failing (max_failures in a row)"
 	}
 	if ns := s.LastFetch.Load(); ns != 0 {
 		last := time.Unix(0, ns)
@@ -67,4 +73,90 @@ func (s *EdgeStats) Health() *messages.EngineHealth {
 		h.LastFetchAge = time.Since(last).Seconds()
 	}
 	return h
+}
+
+// minStaleFetches is the least number of fetch intervals without a good
+// fetch that Watch calls a problem, so that one slow fetch is none.
+const minStaleFetches = 2
+
+// HealthPolicy holds the bridge's settings that Watch judges the Engine
+// by: those of its EdgeConfig. Zero fields take EdgeConfig's defaults.
+type HealthPolicy struct {
+	FetchInterval time.Duration
+	RetryDelay    time.Duration
+	MaxFailures   int
+}
+
+// staleAfter is how long the bridge may go without a good fetch: a
+// fetch is due FetchInterval after the last good one and is retried
+// every RetryDelay, so by then MaxFailures attempts in a row have failed
+// or one has hung. It is never under minStaleFetches intervals.
+func (p HealthPolicy) staleAfter() time.Duration {
+	if p.FetchInterval <= 0 {
+		p.FetchInterval = DefaultFetchInterval
+	}
+	if p.RetryDelay <= 0 {
+		p.RetryDelay = DefaultRetryDelay
+	}
+	if p.MaxFailures <= 0 {
+		p.MaxFailures = DefaultMaxFailures
+	}
+	return max(p.FetchInterval+time.Duration(p.MaxFailures)*p.RetryDelay,
+		minStaleFetches*p.FetchInterval)
+}
+
+// Watch returns a function for /healthz that reports the Engine as the
+// bridge updating s sees it, judged by p, from now on as the bridge's
+// start. The Engine is unreachable, with the reason in Problem, when
+//
+//   - MaxFailures HealthState calls in a row have failed (see Health);
+//   - no fetch has succeeded since the bridge started, longer ago than
+//     the limit: FetchInterval + MaxFailures × RetryDelay, but at least
+//     two fetch intervals (35s with the defaults);
+//   - or the last good fetch is older than that limit: fetches keep
+//     failing, or one hangs.
+//
+// The function is safe for concurrent use.
+func (s *EdgeStats) Watch(p HealthPolicy) func() *messages.EngineHealth {
+	started := time.Now()
+	return func() *messages.EngineHealth {
+		return s.judge(p.staleAfter(), started, time.Now())
+	}
+}
+
+// judge returns the Engine's health at now for a bridge that started at
+// started and may go limit without a good fetch.
+func (s *EdgeStats) judge(limit time.Duration, started,
+	now time.Time) *messages.EngineHealth {
+	h := s.Health()
+	if h.LastFetch != nil {
+		h.LastFetchAge = now.Sub(*h.LastFetch).Seconds()
+	}
+	if !h.Reachable {
+		return h
+	}
+	failed := s.FetchErrors.Load()
+	switch {
+	case h.LastFetch == nil && now.Sub(started) > limit:
+		h.Problem = fmt.Sprintf("no good config fetch in the %s since "+
+			"the bridge started (limit %s); %d failed",
+			round(now.Sub(started)), round(limit), failed)
+	case h.LastFetch != nil && now.Sub(*h.LastFetch) > limit:
+		h.Problem = fmt.Sprintf("last good config fetch %s ago (limit "+
+			"%s); %d fetches failed in all",
+			round(now.Sub(*h.LastFetch)), round(limit), failed)
+	default:
+		return h
+	}
+	h.Reachable = false
+	return h
+}
+
+// round rounds d for a problem's text: to the second, or to the
+// millisecond under ten seconds.
+func round(d time.Duration) time.Duration {
+	if d < 10*time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Second)
 }

@@ -55,6 +55,11 @@ type HealthReport struct {
 	Checks int `json:"checks"`
 	// Clients is the number of socket clients connected.
 	Clients int64 `json:"clients"`
+	// LastUpdate is when the manager last received update_configs, from
+	// any source; LastUpdateAge is how long ago, in seconds. Both are
+	// absent before the first.
+	LastUpdate    *time.Time `json:"last_update_configs,omitempty"`
+	LastUpdateAge float64    `json:"last_update_configs_age_seconds,omitempty"`
 	// Engine is set when the Engine bridge runs in the process.
 	Engine *EngineHealth `json:"engine,omitempty"`
 	// StartLag is how late probes started against their plan, since the
@@ -71,8 +76,11 @@ type LagReport struct {
 
 // EngineHealth is the Engine bridge's view of the Engine.
 type EngineHealth struct {
-	// Reachable is false after max_failures failed calls in a row.
-	Reachable bool `json:"reachable"`
+	// Reachable is false after max_failures failed calls in a row, or
+	// when no config fetch has succeeded for too long; Problem then says
+	// which.
+	Reachable bool   `json:"reachable"`
+	Problem   string `json:"problem,omitempty"`
 	// LastFetch is when configs were last fetched; LastFetchAge is how
 	// long ago, in seconds.
 	LastFetch    *time.Time `json:"last_fetch,omitempty"`
