@@ -27,6 +27,7 @@ import (
 
 	"github.com/lbhealth/hcsupervisor/actors"
 	"github.com/lbhealth/hcsupervisor/bridge"
+	"github.com/lbhealth/hcsupervisor/bridge/enginesim"
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
@@ -237,15 +238,20 @@ func checkExpr(t *testing.T, q query) {
 	}
 }
 
-// TestDashboardMetricsExist runs a real server through a scripted run (a
-// healthy and an unhealthy check, a rejected config, a dead letter, a
-// socket client, an injected crash) with the actor library's metrics on,
-// as -actor_lib_metrics does, and checks every metric, label and label
-// value the dashboard uses against a scrape of /metrics, and the run's
-// values against the scrape, /status and /tree.
+// TestDashboardMetricsExist runs a real server through a scripted run
+// (a healthy and an unhealthy check sent by a socket client with an
+// invalid config and a malformed line, the real Engine bridge against a
+// simulated Engine that fails one HealthState call, two notifications
+// that coalesce, a dead letter, an injected crash, a removed check) with
+// the actor library's metrics on, as -actor_lib_metrics does. It checks
+// every metric, label and label value the dashboard uses against a
+// scrape of /metrics, and the run's values against the scrape, the
+// simulated Engine, /status and /tree.
 func TestDashboardMetricsExist(t *testing.T) {
 	queries := loadDashboard(t).queries()
 	srv := startScripted(t)
+	srv.configure(t)
+	srv.failOneHealthState(t)
 
 	srv.waitFor(t, "check 1 healthy and check 2 unhealthy", func() bool {
 		rep := srv.status(t)
@@ -253,6 +259,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 			rep.Checks[0].Status.State == messages.StateHealthy &&
 			rep.Checks[1].Status.State == messages.StateUnhealthy
 	})
+	srv.coalesce(t)
 	srv.crashCheck(t, 1)
 	srv.waitFor(t, "check 1 restarted once, seen everywhere", func() bool {
 		fams := srv.scrape(t)
@@ -264,10 +271,16 @@ func TestDashboardMetricsExist(t *testing.T) {
 			value(fams, "hc_proxy_clients") == 1 &&
 			value(fams, "protoactor_actor_restarted_count_total") >= 1
 	})
+	srv.waitIdle(t)
 
 	fams := srv.scrape(t)
 	checkDashboardMetrics(t, queries, fams)
 	checkRunValues(t, fams)
+	checkEngineCalls(t, fams, srv.sim.Counts())
+	checkNotifications(t, fams)
+	srv.checkHealthz(t)
+
+	srv.removeCheck(t)
 }
 
 // checkDashboardMetrics checks that every metric the dashboard uses is in
@@ -441,13 +454,20 @@ func checkRunValues(t *testing.T, fams map[string]*dto.MetricFamily) {
 			labels: []string{"event", "restart", "kind", "check"}},
 		{name: "hc_actor_lifecycle_total", want: 1,
 			labels: []string{"event", "failure", "kind", "check"}},
+		{name: "hc_actor_lifecycle_total", want: 2,
+			labels: []string{"event", "spawn", "kind", "check"}},
+		{name: "hc_actor_lifecycle_total", want: 0,
+			labels: []string{"event", "stop", "kind", "check"}},
 		{name: "hc_faults_injected_total", labels: []string{"fault", "panic"}, want: 1},
 		{name: "hc_actor_dead_letters_total", want: 1, atLeast: true,
 			labels: []string{"message", "messages.RequestStatus"}},
-		{name: "hc_notifications_total", want: 1, atLeast: true,
-			labels: []string{"outcome", "sent"}},
+		// One line for the invalid config, one for the malformed line.
+		{name: "hc_proxy_lines_total", labels: []string{"reason", "rejected"},
+			want: 2},
+		{name: "hc_proxy_lines_total", labels: []string{"reason", "dropped"}},
 		{name: "hc_proxy_clients", want: 1},
 		{name: "hc_engine_unreachable", want: 0},
+		{name: "hc_engine_pending_statuses", want: 0},
 		{name: "protoactor_actor_failure_count_total", want: 1, atLeast: true},
 		{name: "protoactor_actor_restarted_count_total", want: 1, atLeast: true},
 		{name: "protoactor_deadletter_count_total", want: 1, atLeast: true},
@@ -463,6 +483,10 @@ func checkRunValues(t *testing.T, fams map[string]*dto.MetricFamily) {
 			}
 		})
 	}
+	if got := value(fams, "hc_engine_last_fetch_timestamp_seconds"); got <= 0 {
+		t.Errorf("hc_engine_last_fetch_timestamp_seconds = %v, want the "+
+			"first fetch's time", got)
+	}
 	for _, name := range []string{"hc_probe_duration_seconds",
 		"hc_probe_start_lag_seconds", "hc_notification_batch_size",
 		"hc_actor_receive_duration_seconds",
@@ -471,6 +495,67 @@ func checkRunValues(t *testing.T, fams map[string]*dto.MetricFamily) {
 			t.Errorf("%s: no observations, want some", name)
 		}
 	}
+}
+
+// checkEngineCalls checks the bridge's call counts per method against
+// what the simulated Engine saw: one fetch, and every HealthState call,
+// the one failed on purpose among them.
+func checkEngineCalls(t *testing.T, fams map[string]*dto.MetricFamily,
+	seen enginesim.Counts) {
+	t.Helper()
+	if seen.Healthchecks != 1 || seen.Errors != 1 || seen.HealthState < 2 {
+		t.Errorf("the Engine saw %+v, want 1 Healthchecks, 2 or more "+
+			"HealthState calls and 1 error", seen)
+	}
+	tests := []struct {
+		name, method string
+		want         uint64
+	}{
+		{"hc_engine_calls_total", "Healthchecks", 1},
+		{"hc_engine_call_errors_total", "Healthchecks", 0},
+		{"hc_engine_calls_total", "HealthState", seen.HealthState},
+		{"hc_engine_call_errors_total", "HealthState", 1},
+	}
+	for _, tt := range tests {
+		got := value(fams, tt.name, "method", tt.method)
+		if got != float64(tt.want) {
+			t.Errorf("%s{method=%q} = %v, want %d", tt.name, tt.method,
+				got, tt.want)
+		}
+	}
+}
+
+// checkNotifications checks the notifier's counts with an empty batch:
+// each notification queued was sent, coalesced or undelivered; batch
+// sizes add up to those sent; the scripted pair coalesced.
+func checkNotifications(t *testing.T, fams map[string]*dto.MetricFamily) {
+	t.Helper()
+	n := func(outcome string) float64 {
+		return value(fams, "hc_notifications_total", "outcome", outcome)
+	}
+	queued, sent := n("queued"), n("sent")
+	coalesced, undelivered := n("coalesced"), n("undelivered")
+	if queued != sent+coalesced+undelivered || queued < sent {
+		t.Errorf("notifications queued %v, want sent %v + coalesced %v + "+
+			"undelivered %v", queued, sent, coalesced, undelivered)
+	}
+	if coalesced < 1 || undelivered != 0 || sent < 3 {
+		t.Errorf("notifications coalesced %v, undelivered %v, sent %v; "+
+			"want 1 or more, 0, 3 or more", coalesced, undelivered, sent)
+	}
+	if got := histogramSum(fams, "hc_notification_batch_size"); got != sent {
+		t.Errorf("hc_notification_batch_size_sum = %v, want %v, the "+
+			"notifications sent", got, sent)
+	}
+}
+
+// histogramSum returns the sum of a histogram's observations.
+func histogramSum(fams map[string]*dto.MetricFamily, name string) float64 {
+	var sum float64
+	for _, m := range fams[name].GetMetric() {
+		sum += m.GetHistogram().GetSampleSum()
+	}
+	return sum
 }
 
 // sampleCount returns how many observations a histogram holds.
@@ -483,15 +568,26 @@ func sampleCount(fams map[string]*dto.MetricFamily, name string) uint64 {
 }
 
 // scripted is a server started as main starts it, with an operators'
-// listener and a socket client.
+// listener, the Engine bridge against a simulated Engine and a socket
+// client.
 type scripted struct {
-	svc *actors.Service
-	url string
+	svc    *actors.Service
+	url    string
+	sim    *enginesim.Server
+	bridge *bridge.EdgeStats
+	client net.Conn
+	// ports holds the backend port of each check by ID.
+	ports map[int]int
 }
 
-// startScripted starts the server with the library's metrics, two
-// loopback checks (one up, one refused) and a rejected config, sends a
-// dead letter and connects a socket client.
+// scriptedRetry is the bridge's retry delay: long beside the few
+// statements failOneHealthState needs to hold the retry back.
+const scriptedRetry = 500 * time.Millisecond
+
+// startScripted starts the server with the library's metrics, the
+// socket proxy and the Engine bridge against a simulated Engine that
+// serves no checks, waits for the bridge's one fetch (it fetches every
+// hour), then connects a socket client.
 func startScripted(t *testing.T) *scripted {
 	t.Helper()
 	// NOTE: warn, because the library logs throttled dead letters at
@@ -506,27 +602,19 @@ func startScripted(t *testing.T) *scripted {
 	// libraryMetrics set the global meter provider; later tests get none.
 	t.Cleanup(func() { otel.SetMeterProvider(noop.NewMeterProvider()) })
 
-	dir, err := os.MkdirTemp("", "hc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s")
-
-	stats := operatorStats()
-	proxy, err := actors.ListenProxy(actors.ProxyConfig{
-		Path: sock, Stats: stats.Proxy, Logger: logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := shortTempDir(t)
+	sim := startEngine(t, filepath.Join(dir, "engine"))
+	stats, bridgeStats, edges := scriptedEdges(t, filepath.Join(dir, "s"),
+		filepath.Join(dir, "engine"), logger)
 	mcfg := actors.DefaultManagerConfig()
 	mcfg.NotifierStats = stats.Notifier
 	mcfg.FaultStats = stats.Faults
+	// No periodic status: every notification is one the script made.
+	mcfg.NotifyInterval = time.Hour
 	mcfg.Logger = logger
 	svc, err := actors.Start(actors.ServiceConfig{
 		Manager:       mcfg,
-		Edges:         []actors.Edge{proxy},
+		Edges:         edges,
 		Logger:        logger,
 		Telemetry:     tel,
 		SystemOptions: []actor.ConfigOption{libOpt},
@@ -534,59 +622,242 @@ func startScripted(t *testing.T) *scripted {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-		defer cancel()
-		if err := svc.Stop(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	t.Cleanup(func() { stopService(t, svc) })
 	httpSrv := httptest.NewServer(svc.OperatorHandler(stats))
 	t.Cleanup(httpSrv.Close)
 
-	s := &scripted{svc: svc, url: httpSrv.URL}
-	connectClient(t, sock)
-	s.configure(t)
+	s := &scripted{svc: svc, url: httpSrv.URL, sim: sim, bridge: bridgeStats}
+	// The fetch, of no checks, must not undo the client's configs.
+	s.waitFor(t, "the bridge's first fetch", func() bool {
+		return s.bridge.Fetches.Load() == 1
+	})
+	s.client = connectClient(t, filepath.Join(dir, "s"))
 	return s
 }
 
-// operatorStats returns the stats main exports when the Engine bridge
-// runs. No bridge runs here, so the test sets what a fetch would.
-func operatorStats() actors.OperatorStats {
+// shortTempDir returns a directory for unix sockets, whose paths must be
+// short, removed when the test ends.
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// startEngine starts a simulated Engine on sock, closed when the test
+// ends.
+func startEngine(t *testing.T, sock string) *enginesim.Server {
+	t.Helper()
+	sim := enginesim.New(enginesim.Config{})
+	if err := sim.Listen(sock); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	return sim
+}
+
+// scriptedEdges returns the socket proxy on sock and the Engine bridge
+// of the Engine on engine, with the stats main exports for them and the
+// bridge's own.
+func scriptedEdges(t *testing.T, sock, engine string,
+	logger zerolog.Logger) (actors.OperatorStats, *bridge.EdgeStats, []actors.Edge) {
+	t.Helper()
+	policy := bridge.HealthPolicy{FetchInterval: time.Hour,
+		RetryDelay: scriptedRetry}
 	bridgeStats := &bridge.EdgeStats{}
-	// NOTE: hc_engine_last_fetch_timestamp_seconds appears only after
-	// the bridge's first good fetch.
-	bridgeStats.LastFetch.Store(time.Now().UnixNano())
-	return actors.OperatorStats{
+	stats := actors.OperatorStats{
 		Notifier: &actors.NotifierStats{},
 		Proxy:    &actors.ProxyStats{},
 		Faults:   &actors.FaultStats{},
 		Extra:    []prometheus.Collector{bridgeStats},
-		Engine:   bridgeStats.Health,
+		Engine:   bridgeStats.Watch(policy),
 	}
-}
-
-// configure sends the manager a healthy check, an unhealthy one and an
-// invalid config, as a socket client's line would, and a message to an
-// actor that does not exist.
-func (s *scripted) configure(t *testing.T) {
-	t.Helper()
-	up, refused := loopbackBackends(t)
-	const cfg = `{"id":%d,"interval":"50ms","timeout":"1s",` +
-		`"checker_type":"tcp","ip":"127.0.0.1","port":%d}`
-	line := fmt.Sprintf(`{"type":"update_configs","configs":[`+cfg+`,`+cfg+`,`+cfg+`]}`,
-		1, up, 2, refused, 3, 0)
-	msg, err := messages.DecodeLine([]byte(line))
+	proxy, err := actors.ListenProxy(actors.ProxyConfig{
+		Path: sock, Stats: stats.Proxy, Logger: logger,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	update, ok := msg.(*messages.UpdateConfigs)
-	if !ok || len(update.Configs) != 2 || len(update.Rejected) != 1 {
-		t.Fatalf("decoded %+v, want 2 configs and 1 rejected", msg)
+	edge := bridge.NewEdge(bridge.EdgeConfig{
+		Engine:        bridge.NewEngineClient(engine, 30*time.Second),
+		FetchInterval: policy.FetchInterval,
+		RetryDelay:    policy.RetryDelay,
+		Stats:         bridgeStats,
+		Logger:        logger,
+	})
+	return stats, bridgeStats, []actors.Edge{proxy, {Name: "bridge", Props: edge}}
+}
+
+// stopService stops svc within stopTimeout.
+func stopService(t *testing.T, svc *actors.Service) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	if err := svc.Stop(ctx); err != nil {
+		t.Error(err)
 	}
+}
+
+// configLine is an update_configs line of loopback TCP checks by ID and
+// port.
+func configLine(checks ...[2]int) string {
+	const cfg = `{"id":%d,"interval":"50ms","timeout":"1s",` +
+		`"checker_type":"tcp","ip":"127.0.0.1","port":%d}`
+	var list []string
+	for _, c := range checks {
+		list = append(list, fmt.Sprintf(cfg, c[0], c[1]))
+	}
+	return `{"type":"update_configs","configs":[` +
+		strings.Join(list, ",") + "]}\n"
+}
+
+// configure has the socket client send a healthy check, an unhealthy
+// one and an invalid config, then a malformed line, and sends a message
+// to an actor that does not exist. The Engine answers the first
+// HealthState call with an error; see failOneHealthState.
+func (s *scripted) configure(t *testing.T) {
+	t.Helper()
+	s.sim.SetHang(true)
+	s.sim.SetHealthStateError("injected: engine busy")
+
+	up, refused := loopbackBackends(t)
+	s.ports = map[int]int{1: up, 2: refused}
+	s.send(t, configLine([2]int{1, up}, [2]int{2, refused}, [2]int{3, 0}))
+	s.send(t, `{"type":"update_configs","configs":[`+"\n")
 	sys := s.svc.System()
-	sys.Root.Send(s.svc.Manager(), update)
 	sys.Root.Send(actor.NewPID(sys.Address(), "hc/nobody"), &messages.RequestStatus{})
+}
+
+// send writes a line as the socket client.
+func (s *scripted) send(t *testing.T, line string) {
+	t.Helper()
+	s.client.SetWriteDeadline(time.Now().Add(pollTimeout))
+	if _, err := io.WriteString(s.client, line); err != nil {
+		t.Fatalf("writing %q: %v", line, err)
+	}
+}
+
+// failOneHealthState makes the Engine fail exactly one HealthState call,
+// the first, and answer the rest. The first call hangs until released
+// with the error set; the bridge's retry, scriptedRetry later, finds
+// the Engine hanging again, and is released once the error is cleared.
+func (s *scripted) failOneHealthState(t *testing.T) {
+	t.Helper()
+	s.waitEngine(t, "the first HealthState call held", func(c *enginesim.Snapshot) bool {
+		return c.Counts.Hung == 1
+	})
+	s.sim.SetHang(false)
+	s.sim.SetHang(true)
+	s.waitEngine(t, "the first call failed and the retry held", func(c *enginesim.Snapshot) bool {
+		return c.Counts.Errors == 1 && c.Counts.Hung == 2
+	})
+	s.sim.SetHealthStateError("")
+	s.sim.SetHang(false)
+}
+
+// waitEngine waits until the simulated Engine's state satisfies cond.
+func (s *scripted) waitEngine(t *testing.T, what string,
+	cond func(*enginesim.Snapshot) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), pollTimeout)
+	defer cancel()
+	err := s.sim.WaitFor(ctx, cond)
+	if err != nil {
+		t.Fatalf("waiting for %s: %v; the Engine saw %+v", what, err,
+			s.sim.Counts())
+	}
+}
+
+// coalesce sends the notifier two statuses of one check in one batch,
+// of which it must send only the newer.
+func (s *scripted) coalesce(t *testing.T) {
+	t.Helper()
+	at := time.Now()
+	older := messages.CheckStatus{ID: 99, Status: messages.Status{
+		State: messages.StateHealthy, LastCheck: at, Message: "older",
+	}}
+	newer := older
+	newer.Status.LastCheck, newer.Status.Message = at.Add(time.Millisecond), "newer"
+	sys := s.svc.System()
+	sys.Root.Send(actor.NewPID(sys.Address(), "hc/manager/notifier"),
+		&messages.NotificationBatch{
+			Notifications: []messages.CheckStatus{older, newer},
+		})
+	var got []string
+	s.waitEngine(t, "the coalesced status", func(snap *enginesim.Snapshot) bool {
+		got = got[:0]
+		for _, r := range snap.Received {
+			if r.Notification.Id == 99 {
+				got = append(got, r.Notification.Status.Message)
+			}
+		}
+		return len(got) > 0
+	})
+	if !slices.Equal(got, []string{"newer"}) {
+		t.Errorf("the Engine got %q for check 99, want only the newer", got)
+	}
+}
+
+// waitIdle waits until the bridge has told the Engine everything, the
+// notifier holds nothing and every mailbox is empty.
+func (s *scripted) waitIdle(t *testing.T) {
+	t.Helper()
+	s.waitFor(t, "the run to settle", func() bool {
+		fams := s.scrape(t)
+		n := func(outcome string) float64 {
+			return value(fams, "hc_notifications_total", "outcome", outcome)
+		}
+		seen := s.sim.Counts()
+		return s.bridge.Pending.Load() == 0 &&
+			s.bridge.HealthStates.Load() == seen.HealthState &&
+			n("queued") == n("sent")+n("coalesced")+n("undelivered") &&
+			value(fams, "hc_actor_mailbox_depth") == 0
+	})
+}
+
+// checkHealthz checks that /healthz is ok with the Engine reachable.
+func (s *scripted) checkHealthz(t *testing.T) {
+	t.Helper()
+	var rep messages.HealthReport
+	s.getJSON(t, "/healthz", &rep)
+	if rep.Status != "ok" || len(rep.Problems) != 0 || rep.Checks != 2 ||
+		rep.Clients != 1 || rep.LastUpdate == nil {
+		t.Errorf("/healthz = %+v, want ok, 2 checks, 1 client, an update", rep)
+	}
+	if e := rep.Engine; e == nil || !e.Reachable || e.LastFetch == nil ||
+		e.Problem != "" || e.Pending != 0 {
+		t.Errorf("/healthz engine = %+v, want reachable after a fetch", e)
+	}
+}
+
+// removeCheck has the client send the configs without check 2 and
+// checks that its actor stopped, counted once as a stop and not as a
+// spawn.
+func (s *scripted) removeCheck(t *testing.T) {
+	t.Helper()
+	s.send(t, configLine([2]int{1, s.ports[1]}))
+	s.waitFor(t, "the check's stop", func() bool {
+		return value(s.scrape(t), "hc_actor_lifecycle_total",
+			"event", "stop", "kind", "check") == 1
+	})
+	fams := s.scrape(t)
+	for _, tt := range []struct {
+		event string
+		want  float64
+	}{{"spawn", 2}, {"stop", 1}, {"restart", 1}} {
+		got := value(fams, "hc_actor_lifecycle_total", "event", tt.event,
+			"kind", "check")
+		if got != tt.want {
+			t.Errorf("hc_actor_lifecycle_total{event=%q,kind=\"check\"} = %v, "+
+				"want %v", tt.event, got, tt.want)
+		}
+	}
+	if got := value(fams, "hc_actors", "kind", "check"); got != 1 {
+		t.Errorf("hc_actors{kind=\"check\"} = %v, want 1", got)
+	}
 }
 
 // loopbackBackends returns the port of a TCP listener that accepts, and
@@ -621,8 +892,9 @@ func loopbackBackends(t *testing.T) (up, refused int) {
 	return ln.Addr().(*net.TCPAddr).Port, gone.Addr().(*net.TCPAddr).Port
 }
 
-// connectClient connects a socket client that stays until the test ends.
-func connectClient(t *testing.T, sock string) {
+// connectClient connects a socket client that stays until the test
+// ends, and reads its ready line.
+func connectClient(t *testing.T, sock string) net.Conn {
 	t.Helper()
 	conn, err := net.DialTimeout("unix", sock, pollTimeout)
 	if err != nil {
@@ -634,6 +906,7 @@ func connectClient(t *testing.T, sock string) {
 	if _, err := io.ReadFull(conn, buf); err != nil {
 		t.Fatalf("reading the ready line: %v", err)
 	}
+	return conn
 }
 
 // crashCheck injects one panic into check id.
@@ -718,4 +991,99 @@ func (s *scripted) scrape(t *testing.T) map[string]*dto.MetricFamily {
 		t.Fatalf("parsing /metrics: %v", err)
 	}
 	return fams
+}
+
+// TestHealthzEngineUnreachable checks /healthz against the real bridge
+// and a simulated Engine whose fetches fail: degraded while no fetch has
+// succeeded for longer than the limit since the start, ok once one
+// does, degraded again when fetches keep failing after it.
+func TestHealthzEngineUnreachable(t *testing.T) {
+	// The bridge warns of every failed fetch, each 50ms.
+	logger := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)
+	sock := filepath.Join(shortTempDir(t), "engine")
+	sim := startEngine(t, sock)
+	sim.SetHealthchecksError("injected: engine down")
+
+	// The limit: the longer of 200ms + 3 × 50ms and two intervals.
+	policy := bridge.HealthPolicy{FetchInterval: 200 * time.Millisecond,
+		RetryDelay: 50 * time.Millisecond, MaxFailures: 3}
+	bridgeStats := &bridge.EdgeStats{}
+	stats := actors.OperatorStats{
+		Proxy:  &actors.ProxyStats{},
+		Extra:  []prometheus.Collector{bridgeStats},
+		Engine: bridgeStats.Watch(policy),
+	}
+	edge := bridge.NewEdge(bridge.EdgeConfig{
+		Engine:        bridge.NewEngineClient(sock, 5*time.Second),
+		FetchInterval: policy.FetchInterval,
+		RetryDelay:    policy.RetryDelay,
+		MaxFailures:   policy.MaxFailures,
+		Stats:         bridgeStats,
+		Logger:        logger,
+	})
+	mcfg := actors.DefaultManagerConfig()
+	mcfg.Logger = logger
+	svc, err := actors.Start(actors.ServiceConfig{
+		Manager: mcfg,
+		Edges:   []actors.Edge{{Name: "bridge", Props: edge}},
+		Logger:  logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopService(t, svc) })
+	httpSrv := httptest.NewServer(svc.OperatorHandler(stats))
+	t.Cleanup(httpSrv.Close)
+	s := &scripted{svc: svc, url: httpSrv.URL}
+
+	s.waitHealthz(t, http.StatusServiceUnavailable,
+		`^engine unreachable: no good config fetch in the [0-9.]+m?s `+
+			`since the bridge started \(limit 400ms\); [0-9]+ failed$`)
+	sim.SetHealthchecksError("")
+	s.waitHealthz(t, http.StatusOK, "")
+	sim.SetHealthchecksError("injected: engine down")
+	s.waitHealthz(t, http.StatusServiceUnavailable,
+		`^engine unreachable: last good config fetch [0-9.]+m?s ago `+
+			`\(limit 400ms\); [0-9]+ fetches failed in all$`)
+}
+
+// waitHealthz waits until /healthz answers code, with one problem that
+// matches the regular expression problem, or none and status ok when
+// problem is empty.
+func (s *scripted) waitHealthz(t *testing.T, code int, problem string) {
+	t.Helper()
+	re := regexp.MustCompile(problem)
+	var last messages.HealthReport
+	deadline := time.Now().Add(pollTimeout)
+	for {
+		got, rep := s.healthz(t)
+		last = rep
+		ok := got == code && (problem == "" && rep.Status == "ok" &&
+			len(rep.Problems) == 0 && rep.Engine != nil && rep.Engine.Reachable ||
+			problem != "" && rep.Status == "degraded" &&
+				len(rep.Problems) == 1 && re.MatchString(rep.Problems[0]))
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz = %d %+v; want %d with problem %q", got,
+				last, code, problem)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// healthz returns /healthz's status code and report.
+func (s *scripted) healthz(t *testing.T) (int, messages.HealthReport) {
+	t.Helper()
+	res, err := http.Get(s.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var rep messages.HealthReport
+	if err := json.NewDecoder(res.Body).Decode(&rep); err != nil {
+		t.Fatalf("GET /healthz: %v", err)
+	}
+	return res.StatusCode, rep
 }
