@@ -174,6 +174,11 @@ func renderHealth(w io.Writer, rep *messages.HealthReport,
 	}
 	fmt.Fprintf(tw, "checks\t%d\n", rep.Checks)
 	fmt.Fprintf(tw, "clients\t%d\n", rep.Clients)
+	if rep.LastUpdate != nil {
+		age := time.Duration(rep.LastUpdateAge * float64(time.Second))
+		fmt.Fprintf(tw, "last update\t%s (%s)\n", ago(age),
+			rep.LastUpdate.In(loc).Format(time.DateTime+" MST"))
+	}
 	fmt.Fprintf(tw, "engine\t%s\n", engineLine(rep.Engine, loc))
 	if l := rep.StartLag; l != nil {
 		fmt.Fprintf(tw, "start lag\tp50 %s, p99 %s over %d probes\n",

@@ -54,17 +54,14 @@ func TestStatusEmpty(t *testing.T) {
 	checkGolden(t, "status_empty", got.String(), addr, "ADDR")
 }
 
-// TestStatusErrors checks the errors for a server that is not there or
-// does not answer as a healthcheck-server does.
+// TestStatusErrors checks the errors for a listener that does not
+// answer as a healthcheck-server does; TestAgainstRealServer has the
+// server's own errors.
 func TestStatusErrors(t *testing.T) {
 	tests := []struct {
 		golden string
 		routes map[string]any
 	}{
-		{"status_unavailable", map[string]any{
-			"GET /status": textHandler(http.StatusServiceUnavailable,
-				"manager not answering: future: timeout"),
-		}},
 		{"status_not_ours", map[string]any{
 			"GET /status": map[string]any{"statuses": []int{}},
 		}},
