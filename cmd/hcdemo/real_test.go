@@ -1,29 +1,31 @@
 package main
 
 import (
-	"os"
+	"context"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestRealBinaries runs the whole demo in each mode against the binaries
-// in the repository's bin/, when they are built: real backends, the
-// simulated Engine, and the real bridge, server and probes.
+// buildTimeout bounds building the real binaries: generous, for a cold
+// build cache on a loaded 2-core machine.
+const buildTimeout = 10 * time.Minute
+
+// TestRealBinaries runs the whole demo in each mode against
+// healthcheck-server and healthcheck-proxy built from this tree for the
+// test: real backends, the simulated Engine, and the real bridge,
+// server and probes. Only -short skips it.
 func TestRealBinaries(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the real binaries for seconds")
+		t.Skip("builds and runs the real binaries for seconds")
 	}
-	bin := filepath.Join("..", "..", "bin")
-	server := filepath.Join(bin, "healthcheck-server")
-	proxy := filepath.Join(bin, "healthcheck-proxy")
-	for _, path := range []string{server, proxy} {
-		if _, err := os.Stat(path); err != nil {
-			t.Skipf("%s is not built (go build -o bin/ ./cmd/...): %v",
-				path, err)
-		}
-	}
+	server, proxy := buildBinaries(t)
+	// Under -race a binary sleeps 1s at exit by default.
+	t.Setenv("GORACE", "atexit_sleep_ms=0")
 
 	pl := testPlan(t)
 	// Every check but icmp-loopback, which needs CAP_NET_RAW or a
@@ -60,4 +62,57 @@ func TestRealBinaries(t *testing.T) {
 			checkDirRemoved(t, got)
 		})
 	}
+}
+
+// buildBinaries builds healthcheck-server and healthcheck-proxy from
+// this module into a directory of the test, with the race detector when
+// the test binary has it, so that the build reuses what go test -race
+// compiled and the binaries report races too.
+func buildBinaries(t *testing.T) (server, proxy string) {
+	t.Helper()
+	dir := t.TempDir()
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	if raceEnabled() {
+		args = append(args, "-race")
+	}
+	const module = "github.com/lbhealth/hcsupervisor/cmd/"
+	args = append(args, module+"healthcheck-server", module+"healthcheck-proxy")
+
+	t.Logf("go %s", strings.Join(args, " "))
+	ctx, cancel := context.WithTimeout(t.Context(), buildTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, goTool(t), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return filepath.Join(dir, "healthcheck-server"),
+		filepath.Join(dir, "healthcheck-proxy")
+}
+
+// goTool returns the go command: the one on PATH, as go test's own, or
+// the one of the toolchain that built the test.
+func goTool(t *testing.T) string {
+	t.Helper()
+	if path, err := exec.LookPath("go"); err == nil {
+		return path
+	}
+	path := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := exec.LookPath(path); err != nil {
+		t.Fatalf("no go command on PATH or at %s: %v", path, err)
+	}
+	return path
+}
+
+// raceEnabled reports whether the running binary was built with -race.
+func raceEnabled() bool {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range info.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
 }
