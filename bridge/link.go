@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -63,8 +64,8 @@ func (cfg *LinkConfig) applyDefaults() {
 // It accepts *messages.UpdateConfigs, sent to the server as update_configs
 // and sent again at once after every reconnect, and
 // *messages.RequestStatus, answered with the server's
-// *messages.StatusResponse (or *messages.Error when the connection is
-// lost first). It sends the Sink every notification_batch the server
+// *messages.StatusResponse, or with *messages.Error when the server fails
+// the request or the connection is lost first. It sends the Sink every notification_batch the server
 // writes.
 func NewLink(cfg LinkConfig) *actor.Props {
 	cfg.applyDefaults()
@@ -235,11 +236,7 @@ func (l *link) handleLine(c actor.Context, m *linkLine) {
 	case *messages.StatusResponse:
 		l.answer(c, msg)
 	case *messages.Error:
-		ev := l.log.Warn().Str("error", msg.Message)
-		if msg.ID != nil {
-			ev = ev.Uint64("id", *msg.ID)
-		}
-		ev.Msg("server_error")
+		l.handleError(c, msg)
 	default:
 		l.log.Warn().Str("type", fmt.Sprintf("%T", msg)).Msg("unexpected_line")
 	}
@@ -255,14 +252,50 @@ func (l *link) handleRequestStatus(c actor.Context) {
 	}
 }
 
-// answer hands a status response to the oldest waiter.
-func (l *link) answer(c actor.Context, sr *messages.StatusResponse) {
-	if len(l.waiters) == 0 {
+// statusErrorPrefix starts the text of the error line a server sends in
+// place of a status_response, when its manager did not answer.
+//
+// NOTE: the error line carries no reference to the request it fails; the
+// server's text is the only mark, and the server answers status
+// requests in their order.
+const statusErrorPrefix = messages.TypeRequestStatus + ": "
+
+// handleError takes an error line. One that fails a status request
+// answers the oldest waiter, as a status_response would; the others
+// (rejected configs, lines) are logged.
+func (l *link) handleError(c actor.Context, e *messages.Error) {
+	if e.ID == nil && strings.HasPrefix(e.Message, statusErrorPrefix) {
+		l.log.Warn().Str("error", e.Message).Msg("server_status_failed")
+		if w, _ := l.popWaiter(); w != nil {
+			c.Send(w, e)
+		}
 		return
 	}
-	w := l.waiters[0]
+	ev := l.log.Warn().Str("error", e.Message)
+	if e.ID != nil {
+		ev = ev.Uint64("id", *e.ID)
+	}
+	ev.Msg("server_error")
+}
+
+// popWaiter removes and returns the oldest waiter, which is nil for the
+// link's own request; ok is false when none waits.
+func (l *link) popWaiter() (w *actor.PID, ok bool) {
+	if len(l.waiters) == 0 {
+		return nil, false
+	}
+	w = l.waiters[0]
 	l.waiters = l.waiters[1:]
-	if w != nil {
+	return w, true
+}
+
+// answer hands a status response to the oldest waiter.
+func (l *link) answer(c actor.Context, sr *messages.StatusResponse) {
+	w, ok := l.popWaiter()
+	switch {
+	case !ok:
+		return
+	case w != nil:
 		c.Send(w, sr)
 		return
 	}
