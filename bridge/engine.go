@@ -57,7 +57,9 @@ func NewEngineClient(socketPath string, timeout time.Duration) *EngineClient {
 // stand-in Checker that ToConfig rejects by name, so that the other checks
 // still run. Learning such a name costs one more call.
 func (e *EngineClient) Healthchecks(ctx context.Context) (*Checks, error) {
-	for {
+	// Every round but the last learns a name, so the stand-in pool
+	// bounds the rounds; maxLearnRounds bounds them again.
+	for range maxLearnRounds {
 		var checks Checks
 		err := e.call(ctx, methodHealthchecks, NewTrustedContext(), &checks)
 		name, unknown := unregisteredName(err)
@@ -67,12 +69,17 @@ func (e *EngineClient) Healthchecks(ctx context.Context) (*Checks, error) {
 			}
 			return &checks, nil
 		}
-		// A name learnt already cannot be reported again, so every
-		// round learns one name and the stand-in pool bounds the rounds.
-		if lerr := learnCheckerName(name); lerr != nil {
+		learnt, lerr := learnCheckerName(name)
+		switch {
+		case lerr != nil:
 			return nil, fmt.Errorf("calling %s: %w", methodHealthchecks, lerr)
+		case !learnt:
+			// Asking again would fail the same way.
+			return nil, err
 		}
 	}
+	return nil, fmt.Errorf("calling %s: %w: still unknown after %d rounds",
+		methodHealthchecks, ErrUnknownCheckers, maxLearnRounds)
 }
 
 // HealthState tells the Engine the statuses in batch. The Engine ignores

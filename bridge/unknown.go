@@ -47,28 +47,32 @@ var standIns = struct {
 	names: make(map[reflect.Type]string),
 }
 
-// learnCheckerName registers a stand-in type under name. It returns an
-// error wrapping ErrUnknownCheckers when the pool is empty, and nil when
-// name already has one.
-func learnCheckerName(name string) error {
+// maxLearnRounds bounds the Healthchecks calls of one fetch: one for each
+// of the 8 stand-ins in standIns, which learns one name, and the last.
+const maxLearnRounds = 9
+
+// learnCheckerName registers a stand-in type under name and reports
+// whether it did: learnt is false when name has one already. It returns
+// an error wrapping ErrUnknownCheckers when the pool is empty.
+func learnCheckerName(name string) (learnt bool, err error) {
 	standIns.Lock()
 	defer standIns.Unlock()
 	for _, known := range standIns.names {
 		if known == name {
-			return nil
+			return false, nil
 		}
 	}
 	if len(standIns.free) == 0 {
-		return fmt.Errorf("%w: %q would be the %d-th", ErrUnknownCheckers,
-			name, len(standIns.names)+1)
+		return false, fmt.Errorf("%w: %q would be the %d-th",
+			ErrUnknownCheckers, name, len(standIns.names)+1)
 	}
 	ch := standIns.free[0]
 	if err := registerName(name, ch); err != nil {
-		return err
+		return false, err
 	}
 	standIns.free = standIns.free[1:]
 	standIns.names[reflect.TypeOf(ch)] = name
-	return nil
+	return true, nil
 }
 
 // unknownCheckerName returns the name the Engine gave ch's type when ch is
@@ -86,9 +90,12 @@ var unregisteredRE = regexp.MustCompile(
 	`gob: name not registered for interface: ("(?:[^"\\]|\\.)*")`)
 
 // unregisteredName returns the type name in err when err is gob's error
-// for a name no type is registered under.
+// for a name no type is registered under, met decoding the Engine's reply.
+// The same text sent by the Engine, an *EngineError, is the Engine's own
+// failure: no name learnt here would mend it.
 func unregisteredName(err error) (string, bool) {
-	if err == nil {
+	var ee *EngineError
+	if err == nil || errors.As(err, &ee) {
 		return "", false
 	}
 	m := unregisteredRE.FindStringSubmatch(err.Error())

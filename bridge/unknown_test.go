@@ -125,6 +125,53 @@ func TestHealthchecksRejectsUnknownCheckerByID(t *testing.T) {
 	if learnt != 1 {
 		t.Errorf("%d names learnt, want 1 (%s)", learnt, futureCheckerName)
 	}
+	if again, err := learnCheckerName(futureCheckerName); again || err != nil {
+		t.Errorf("learning %s again = %v, %v; want false, nil",
+			futureCheckerName, again, err)
+	}
+}
+
+// An Engine whose own error reads as gob's for a name it does not know
+// fails the fetch at once: no name is learnt from it, and the call is
+// not made again.
+func TestHealthchecksEngineErrorNamingAType(t *testing.T) {
+	const name = "*healthcheck.EngineSideChecker"
+	engine := &fakeEngine{
+		err: fmt.Errorf("gob: name not registered for interface: %q", name),
+	}
+	client := NewEngineClient(serveRPC(t, "SeesawEngine", engine), callBound)
+	ctx, cancel := context.WithTimeout(context.Background(), callBound)
+	defer cancel()
+
+	_, err := client.Healthchecks(ctx)
+	var ee *EngineError
+	if !errors.As(err, &ee) || !errors.Is(err, ErrEngine) {
+		t.Errorf("Healthchecks: %v, want an *EngineError wrapping %v", err, ErrEngine)
+	}
+	engine.mu.Lock()
+	calls := len(engine.contexts)
+	engine.mu.Unlock()
+	if calls != 1 {
+		t.Errorf("engine saw %d calls, want 1", calls)
+	}
+	standIns.Lock()
+	defer standIns.Unlock()
+	for _, learnt := range standIns.names {
+		if learnt == name {
+			t.Errorf("%s learnt from the Engine's own error", name)
+		}
+	}
+}
+
+// A fetch learns one name a round, so its rounds need one more than the
+// stand-ins.
+func TestMaxLearnRounds(t *testing.T) {
+	standIns.Lock()
+	pool := len(standIns.free) + len(standIns.names)
+	standIns.Unlock()
+	if maxLearnRounds != pool+1 {
+		t.Errorf("maxLearnRounds = %d, want %d stand-ins + 1", maxLearnRounds, pool)
+	}
 }
 
 func TestUnregisteredName(t *testing.T) {
@@ -140,6 +187,9 @@ func TestUnregisteredName(t *testing.T) {
 		{fmt.Errorf("calling m: %w", errors.New(
 			`reading body gob: name not registered for interface: "a \"q\" b"`)),
 			`a "q" b`, true},
+		// The Engine's own text: not a name this side failed to decode.
+		{newEngineError(methodHealthchecks,
+			`gob: name not registered for interface: "*healthcheck.X"`), "", false},
 	}
 	for _, tt := range tests {
 		got, ok := unregisteredName(tt.err)
