@@ -196,6 +196,10 @@ func (t *Telemetry) middleware(st *actorStat, k *kindStat) actor.ReceiverMiddlew
 			t.lifecycleEvent(st, k, c, env.Message)
 			start := time.Now()
 			defer func() {
+				// A message whose handling panics counts too, as a
+				// failure besides.
+				k.receive.Observe(time.Since(start).Seconds())
+				t.counter(k, env.Message).Inc()
 				if r := recover(); r != nil {
 					// The mailbox skips MessageReceived after a panic.
 					st.received.Add(1)
@@ -204,8 +208,6 @@ func (t *Telemetry) middleware(st *actorStat, k *kindStat) actor.ReceiverMiddlew
 				}
 			}()
 			next(c, env)
-			k.receive.Observe(time.Since(start).Seconds())
-			t.counter(k, env.Message).Inc()
 		}
 	}
 }

@@ -5,6 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
@@ -31,5 +35,54 @@ func TestStartLagQuantiles(t *testing.T) {
 	}
 	if rep.P99Seconds <= 0.1 || rep.P99Seconds > 1.7 || math.IsNaN(rep.P99Seconds) {
 		t.Errorf("p99 = %v, want within the 1s bucket", rep.P99Seconds)
+	}
+}
+
+// counterValue returns the value of a counter.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// histogramCount returns how many observations a histogram holds.
+func histogramCount(t *testing.T, o prometheus.Observer) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := o.(prometheus.Metric).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
+}
+
+// TestPanickingReceiveIsMeasured crashes a measured actor: the message it
+// panicked on counts among its messages and receive times, as a failure
+// besides.
+func TestPanickingReceiveIsMeasured(t *testing.T) {
+	sys := testSystem(t)
+	tel := NewTelemetry()
+	// Resumed, the actor handles nothing but the crash and its start.
+	resume := actor.NewOneForOneStrategy(10, time.Minute,
+		func(any) actor.Directive { return actor.ResumeDirective })
+	props := actor.PropsFromFunc(func(c actor.Context) {
+		if m, ok := c.Message().(*messages.Crash); ok {
+			panic(m.Reason)
+		}
+	}, actor.WithGuardian(resume))
+	pid := sys.Root.Spawn(tel.Wrap("crasher", props))
+	defer stopActor(t, sys, pid)
+	k := tel.kind("crasher")
+	waitFor(t, "the start", func() bool { return histogramCount(t, k.receive) == 1 })
+
+	sys.Root.Send(pid, &messages.Crash{Reason: "test crash"})
+	waitFor(t, "the crash", func() bool { return counterValue(t, k.crashes) == 1 })
+	if got := counterValue(t, tel.counter(k, &messages.Crash{})); got != 1 {
+		t.Errorf("crash messages counted = %v, want 1", got)
+	}
+	if got := histogramCount(t, k.receive); got != 2 {
+		t.Errorf("receive times measured = %d, want 2 (the start and the crash)", got)
 	}
 }
