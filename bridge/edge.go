@@ -128,13 +128,13 @@ type edge struct {
 	self       *actor.PID
 	root       *actor.RootContext
 
-	fetchTimer *time.Timer
+	fetchTimer *timer
 	fetching   *call
 
 	pending   *statusQueue
 	sending   *call
 	inFlight  []messages.CheckStatus
-	sendTimer *time.Timer
+	sendTimer *timer
 	// failures counts consecutive failed HealthState calls.
 	failures int
 	// skipped holds the IDs of the last fetch's checks that cannot run.
@@ -147,16 +147,32 @@ type call struct {
 	done   chan struct{}
 }
 
-// fetchDue, fetched, sendDue and sent are the bridge's own messages.
+// timer sends the bridge a message after a delay.
+type timer struct{ t *time.Timer }
+
+// stop stops tm, if any. Its message may be on its way already.
+func (tm *timer) stop() {
+	if tm != nil {
+		tm.t.Stop()
+	}
+}
+
+// fetchDue, fetched, sendDue and sent are the bridge's own messages. Each
+// names the timer or the call it comes from: a message whose timer or
+// call is no longer the bridge's current one is stale and dropped, such
+// as the outcome of a call that a restart cancelled, which arrives after
+// the restarted bridge began its next call.
 type (
-	fetchDue struct{}
+	fetchDue struct{ timer *timer }
 	fetched  struct {
+		call   *call
 		checks *Checks
 		err    error
 	}
-	sendDue struct{}
+	sendDue struct{ timer *timer }
 	sent    struct {
-		err error
+		call *call
+		err  error
 	}
 )
 
@@ -176,17 +192,19 @@ func (e *edge) Receive(c actor.Context) {
 	case *messages.Crash:
 		panic(m.Reason)
 	case *fetchDue:
-		e.fetch()
+		e.handleFetchDue(m)
 	case *fetched:
 		e.handleFetched(c, m)
 	case *sendDue:
-		e.sendTimer = nil
-		e.send()
+		e.handleSendDue(m)
 	case *sent:
 		e.handleSent(c, m)
 	case *actor.Started:
+		// After a restart, the statuses of the halted call wait in
+		// pending: send them at once.
 		e.self, e.root = c.Self(), c.ActorSystem().Root
 		e.fetch()
+		e.send()
 	case *actor.Stopping:
 		e.halt()
 		e.flushOnStop()
@@ -211,43 +229,71 @@ func (e *edge) sufferFault(c actor.Context, f *messages.InjectFault) {
 	}
 }
 
-// after sends msg to the bridge itself after d.
-func (e *edge) after(d time.Duration, msg any) *time.Timer {
+// arm sets *slot to a timer that sends the bridge due(timer) after d,
+// stopping the timer it replaces, so that one timer at most is pending.
+func (e *edge) arm(slot **timer, d time.Duration, due func(*timer) any) {
+	(*slot).stop()
+	tm := &timer{}
 	self, root := e.self, e.root
-	return time.AfterFunc(d, func() { root.Send(self, msg) })
+	tm.t = time.AfterFunc(d, func() { root.Send(self, due(tm)) })
+	*slot = tm
 }
 
-// run makes an RPC in a goroutine and reports its outcome as a message.
-func (e *edge) run(rpc func(ctx context.Context) any) *call {
+func (e *edge) armFetch(d time.Duration) {
+	e.arm(&e.fetchTimer, d, func(tm *timer) any { return &fetchDue{timer: tm} })
+}
+
+func (e *edge) armSend(d time.Duration) {
+	e.arm(&e.sendTimer, d, func(tm *timer) any { return &sendDue{timer: tm} })
+}
+
+// run makes an RPC in a goroutine and reports its outcome as the message
+// rpc returns, which names the call rpc is given.
+func (e *edge) run(rpc func(ctx context.Context, cl *call) any) *call {
 	ctx, cancel := context.WithCancel(context.Background())
 	cl := &call{cancel: cancel, done: make(chan struct{})}
 	self, root := e.self, e.root
 	go func() {
 		defer close(cl.done)
 		defer cancel()
-		root.Send(self, rpc(ctx))
+		root.Send(self, rpc(ctx, cl))
 	}()
 	return cl
 }
 
-func (e *edge) fetch() {
+func (e *edge) handleFetchDue(m *fetchDue) {
+	if m.timer != e.fetchTimer {
+		e.log.Debug().Msg("stale_fetch_timer_dropped")
+		return
+	}
 	e.fetchTimer = nil
+	e.fetch()
+}
+
+// fetch starts a Healthchecks call, unless one is in flight.
+func (e *edge) fetch() {
 	if e.fetching != nil {
 		return
 	}
+	e.fetchTimer.stop()
+	e.fetchTimer = nil
 	engine := e.cfg.Engine
-	e.fetching = e.run(func(ctx context.Context) any {
+	e.fetching = e.run(func(ctx context.Context, cl *call) any {
 		checks, err := engine.Healthchecks(ctx)
-		return &fetched{checks: checks, err: err}
+		return &fetched{call: cl, checks: checks, err: err}
 	})
 }
 
 func (e *edge) handleFetched(c actor.Context, m *fetched) {
+	if m.call != e.fetching {
+		e.log.Debug().Err(m.err).Msg("stale_fetch_dropped")
+		return
+	}
 	e.fetching = nil
 	if m.err != nil {
 		e.cfg.Stats.FetchErrors.Add(1)
 		e.log.Warn().Err(m.err).Dur("retry_in", e.cfg.RetryDelay).Msg("fetch_failed")
-		e.fetchTimer = e.after(e.cfg.RetryDelay, &fetchDue{})
+		e.armFetch(e.cfg.RetryDelay)
 		return
 	}
 	e.cfg.Stats.Fetches.Add(1)
@@ -270,14 +316,14 @@ func (e *edge) handleFetched(c actor.Context, m *fetched) {
 	// The Engine answers again: a HealthState waiting out its backoff
 	// need not wait any longer.
 	if e.failures >= e.cfg.MaxFailures && e.sendTimer != nil {
-		e.sendTimer.Stop()
+		e.sendTimer.stop()
 		e.sendTimer = nil
 		e.send()
 	}
 	e.log.Debug().Int("configs", len(configs)).Int("skipped", len(rejected)).
 		Msg("configs_fetched")
 	c.Send(e.manager, update)
-	e.fetchTimer = e.after(e.cfg.FetchInterval, &fetchDue{})
+	e.armFetch(e.cfg.FetchInterval)
 }
 
 // send starts a HealthState call with the oldest pending statuses, unless
@@ -289,12 +335,25 @@ func (e *edge) send() {
 	e.inFlight = e.pending.take(maxPerCall, maxRefreshPerCall)
 	batch := e.inFlight
 	engine := e.cfg.Engine
-	e.sending = e.run(func(ctx context.Context) any {
-		return &sent{err: engine.HealthState(ctx, batch)}
+	e.sending = e.run(func(ctx context.Context, cl *call) any {
+		return &sent{call: cl, err: engine.HealthState(ctx, batch)}
 	})
 }
 
+func (e *edge) handleSendDue(m *sendDue) {
+	if m.timer != e.sendTimer {
+		e.log.Debug().Msg("stale_send_timer_dropped")
+		return
+	}
+	e.sendTimer = nil
+	e.send()
+}
+
 func (e *edge) handleSent(c actor.Context, m *sent) {
+	if m.call != e.sending {
+		e.log.Debug().Err(m.err).Msg("stale_health_state_dropped")
+		return
+	}
 	e.sending = nil
 	e.cfg.Stats.HealthStates.Add(1)
 	if m.err != nil {
@@ -340,7 +399,7 @@ func (e *edge) handleSendFailed(err error) {
 			Dur("retry_in", delay).Msg("health_state_failed")
 	}
 	e.cfg.Stats.Pending.Store(int64(e.pending.len()))
-	e.sendTimer = e.after(delay, &sendDue{})
+	e.armSend(delay)
 }
 
 func (e *edge) retryDelay() time.Duration {
@@ -381,13 +440,10 @@ func (e *edge) resendAll(c actor.Context) {
 }
 
 // halt stops the timers and cancels the calls in flight, waiting for
-// their goroutines.
+// their goroutines. The messages they sent meanwhile are stale.
 func (e *edge) halt() {
-	for _, t := range []*time.Timer{e.fetchTimer, e.sendTimer} {
-		if t != nil {
-			t.Stop()
-		}
-	}
+	e.fetchTimer.stop()
+	e.sendTimer.stop()
 	e.fetchTimer, e.sendTimer = nil, nil
 	for _, cl := range []*call{e.fetching, e.sending} {
 		if cl != nil {

@@ -17,11 +17,16 @@ import (
 )
 
 // fakeManager stands in for the supervision tree's manager: it records
-// updates and answers status requests with statuses.
+// updates and answers status requests with statuses, or, while hold is
+// set, keeps their askers in held.
 type fakeManager struct {
 	mu       sync.Mutex
 	updates  []*messages.UpdateConfigs
 	statuses []messages.CheckStatus
+	// order lists the messages received, "update" or "status".
+	order []string
+	hold  bool
+	held  []*actor.PID
 }
 
 func (m *fakeManager) receive(c actor.Context) {
@@ -29,10 +34,38 @@ func (m *fakeManager) receive(c actor.Context) {
 	defer m.mu.Unlock()
 	switch msg := c.Message().(type) {
 	case *messages.UpdateConfigs:
+		m.order = append(m.order, "update")
 		m.updates = append(m.updates, msg)
 	case *messages.RequestStatus:
+		m.order = append(m.order, "status")
+		if m.hold {
+			m.held = append(m.held, c.Sender())
+			return
+		}
 		c.Respond(&messages.StatusResponse{Statuses: m.statuses})
 	}
+}
+
+func (m *fakeManager) setStatuses(statuses []messages.CheckStatus) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.statuses = statuses
+}
+
+func (m *fakeManager) received() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.order)
+}
+
+// release answers the held status requests from root and stops holding.
+func (m *fakeManager) release(root *actor.RootContext) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, asker := range m.held {
+		root.Send(asker, &messages.StatusResponse{Statuses: m.statuses})
+	}
+	m.held, m.hold = nil, false
 }
 
 func (m *fakeManager) lastUpdate() *messages.UpdateConfigs {
@@ -61,13 +94,24 @@ type edgeHarness struct {
 
 func newEdgeHarness(t *testing.T, tune func(*EdgeConfig)) *edgeHarness {
 	t.Helper()
+	engine := &fakeEngine{checks: goldenChecks(t)}
+	h := startEdge(t, engine, &fakeManager{}, tune)
+	h.engine = engine
+	return h
+}
+
+// startEdge runs the bridge against the Engine service rcvr and manager;
+// the harness's engine is left nil.
+func startEdge(t *testing.T, rcvr any, manager *fakeManager,
+	tune func(*EdgeConfig)) *edgeHarness {
+
+	t.Helper()
 	h := &edgeHarness{
 		sys:     newTestSystem(t),
-		engine:  &fakeEngine{checks: goldenChecks(t)},
-		manager: &fakeManager{},
+		manager: manager,
 		stats:   &EdgeStats{},
 	}
-	socket := serveRPC(t, "SeesawEngine", h.engine)
+	socket := serveRPC(t, "SeesawEngine", rcvr)
 	cfg := EdgeConfig{
 		Engine:        NewEngineClient(socket, 2*time.Second),
 		FetchInterval: time.Hour,
@@ -80,11 +124,11 @@ func newEdgeHarness(t *testing.T, tune func(*EdgeConfig)) *edgeHarness {
 	if tune != nil {
 		tune(&cfg)
 	}
-	manager := h.sys.Root.Spawn(actor.PropsFromFunc(h.manager.receive))
-	h.edge = h.sys.Root.Spawn(NewEdge(cfg)(manager))
+	managerPID := h.sys.Root.Spawn(actor.PropsFromFunc(h.manager.receive))
+	h.edge = h.sys.Root.Spawn(NewEdge(cfg)(managerPID))
 	t.Cleanup(func() {
 		h.sys.Root.StopFuture(h.edge).Wait()
-		h.sys.Root.StopFuture(manager).Wait()
+		h.sys.Root.StopFuture(managerPID).Wait()
 		h.sys.Shutdown()
 	})
 	return h
@@ -189,10 +233,10 @@ func TestEdgeKeepsNewestStatesThroughOutage(t *testing.T) {
 	})
 	// The manager's statuses are the truth after the outage, including
 	// check 7, whose change the bridge never saw.
-	h.manager.statuses = []messages.CheckStatus{
+	h.manager.setStatuses([]messages.CheckStatus{
 		healthy(1, "3rd"), healthy(2, "3rd"), healthy(7, "from manager"),
 		{ID: 8}, // unknown: never sent
-	}
+	})
 	h.setEngineErr(errors.New("engine down"))
 
 	// States change while the Engine is down; only the newest per check
