@@ -2,13 +2,29 @@ package messages
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
+
+// largestMark is the largest mark a Config holds on this target: MaxMark,
+// but only up to math.MaxInt on 32-bit targets, where Mark is 32 bits.
+const largestMark = min(MaxMark, math.MaxInt)
+
+// markPast32Error is the error of a mark past 32 bits: the range
+// check's, or, where an int has 32 bits, the JSON decoder's.
+func markPast32Error() string {
+	if strconv.IntSize == 32 {
+		return "mark: cannot use JSON number 4294967296 as int"
+	}
+	return "mark: must be within 1-4294967295"
+}
 
 // fullICMP, fullUDP, fullRADIUS, fullDSR and fullMX set every field their
 // checker or mode uses, with defaults applied, as fullTCP does.
@@ -68,7 +84,7 @@ func fullMX() Config {
 		IP:              netip.MustParseAddr("10.0.0.53"),
 		Port:            53,
 		Mode:            ModeTUN,
-		Mark:            MaxMark,
+		Mark:            largestMark,
 		Query:           "example.com",
 		QueryType:       "MX",
 		ExpectedAnswers: []string{"10 mx1.example.com", "20 MX2.example.com."},
@@ -149,12 +165,12 @@ func TestParseConfigModesAndCheckers(t *testing.T) {
 		},
 		{
 			name: "dsr with backend",
-			raw:  patch(t, dsrBase, "backend", "10.1.1.1", "mark", 4294967295),
+			raw:  patch(t, dsrBase, "backend", "10.1.1.1", "mark", largestMark),
 			want: func() Config {
 				return Config{ID: 70, Interval: DefaultInterval,
 					Timeout: DefaultTimeout, Checker: CheckerTCP,
 					IP: netip.MustParseAddr("192.0.2.80"), Port: 80,
-					Mode: ModeDSR, Mark: MaxMark,
+					Mode: ModeDSR, Mark: largestMark,
 					Backend: netip.MustParseAddr("10.1.1.1")}
 			},
 		},
@@ -255,8 +271,8 @@ var modeErrorTests = []configErrorTest{
 	},
 	{
 		name: "mark past 32 bits",
-		base: dsrBase, kv: []any{"mark", 4294967296},
-		field: "mark: must be within 1-4294967295", id: 70, hasID: true,
+		base: dsrBase, kv: []any{"mark", int64(4294967296)},
+		field: markPast32Error(), id: 70, hasID: true,
 	},
 	{
 		name: "mark in plain mode",
@@ -493,7 +509,8 @@ func TestConfigMarshalJSONModes(t *testing.T) {
 			name: "dns tun",
 			cfg:  fullMX(),
 			want: `{"id":8,"interval":"1s","timeout":"1s","checker_type":"dns",` +
-				`"ip":"10.0.0.53","port":53,"mode":"tun","mark":4294967295,` +
+				`"ip":"10.0.0.53","port":53,"mode":"tun",` +
+				fmt.Sprintf(`"mark":%d,`, largestMark) +
 				`"query":"example.com","query_type":"MX",` +
 				`"expected_answers":["10 mx1.example.com","20 MX2.example.com."]}`,
 		},
@@ -521,7 +538,8 @@ func TestConfigTargetAndStringModes(t *testing.T) {
 			"http HEAD /healthz?full=1 [2001:db8::1]:443 dsr " +
 				"(via 2001:db8::77 mark 65536)"},
 		{fullMX(), "10.0.0.53:53",
-			"dns example.com MX 10.0.0.53:53 tun (mark 4294967295)"},
+			fmt.Sprintf("dns example.com MX 10.0.0.53:53 tun (mark %d)",
+				largestMark)},
 	}
 	for _, tt := range tests {
 		if got := tt.cfg.Target(); got != tt.wantTarget {

@@ -567,7 +567,7 @@ var configErrorTests = []configErrorTest{
 	},
 	{
 		name: "ip as a number",
-		base: tcpBase, kv: []any{"ip", 3232235876},
+		base: tcpBase, kv: []any{"ip", int64(3232235876)},
 		field: "ip:", id: 10, hasID: true,
 	},
 	{

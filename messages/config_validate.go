@@ -76,8 +76,10 @@ func (c *Config) validateMode() error {
 		return fmt.Errorf("mode: checker icmp cannot run in %s mode", c.Mode)
 	case c.Mark == 0:
 		return fmt.Errorf("mark: required in %s mode", c.Mode)
-	case c.Mark < 0 || c.Mark > MaxMark:
-		return fmt.Errorf("mark: must be within 1-%d, got %d", MaxMark, c.Mark)
+	case c.Mark < 0 || int64(c.Mark) > MaxMark:
+		// NOTE: compared as int64, since MaxMark overflows a 32-bit int.
+		return fmt.Errorf("mark: must be within 1-%d, got %d",
+			int64(MaxMark), c.Mark)
 	case c.Backend.Zone() != "":
 		return fmt.Errorf("backend: zones are not supported: %s", c.Backend)
 	}
