@@ -293,6 +293,33 @@ func TestEdgeFlushesOnStop(t *testing.T) {
 	}
 }
 
+// The bridge records that configs are applied only once the manager, which
+// handles its messages in order, answered a request sent after them.
+func TestEdgeConfirmsAppliedConfigs(t *testing.T) {
+	engine := &fakeEngine{checks: goldenChecks(t)}
+	h := startEdge(t, engine, &fakeManager{hold: true}, nil)
+	waitUntil(t, "an update and a status request", func() bool {
+		return len(h.manager.received()) >= 2
+	})
+
+	if got, want := h.manager.received(), []string{"update", "status"}; !slices.Equal(got, want) {
+		t.Fatalf("manager received %v, want %v", got, want)
+	}
+	if h.stats.LastFetch.Load() == 0 {
+		t.Error("LastFetch is zero after a good fetch")
+	}
+	if got := h.stats.LastApplied.Load(); got != 0 {
+		t.Fatalf("LastApplied = %d before the manager answered, want 0", got)
+	}
+
+	answered := time.Now().UnixNano()
+	h.manager.release(h.sys.Root)
+	waitUntil(t, "LastApplied", func() bool { return h.stats.LastApplied.Load() != 0 })
+	if got := h.stats.LastApplied.Load(); got < answered {
+		t.Errorf("LastApplied = %d, before the manager answered at %d", got, answered)
+	}
+}
+
 func TestStatusQueue(t *testing.T) {
 	q := newStatusQueue()
 	q.add([]messages.CheckStatus{healthy(1, "a"), healthy(2, "a"), healthy(1, "b")})

@@ -80,8 +80,9 @@ func startSystemd(cfg config, svc *actors.Service, logger zerolog.Logger) *sdNot
 // readiness returns how to tell that the server's first config set is
 // applied: with -config, the manager answers a status request (sent
 // after the file's checks, so it is handled after them); with the Engine
-// bridge, its first fetch succeeded; with neither, the configs come from
-// socket clients whenever they connect, and the server is ready at once.
+// bridge, the manager confirmed a set the bridge fetched; with neither,
+// the configs come from socket clients whenever they connect, and the
+// server is ready at once.
 func readiness(cfg config, svc *actors.Service) func(context.Context) error {
 	switch {
 	case cfg.configFile != "":
@@ -95,7 +96,7 @@ func readiness(cfg config, svc *actors.Service) func(context.Context) error {
 	case cfg.bridgeStats != nil:
 		stats := cfg.bridgeStats
 		return func(ctx context.Context) error {
-			return poll(ctx, func() bool { return stats.LastFetch.Load() != 0 })
+			return poll(ctx, func() bool { return stats.LastApplied.Load() != 0 })
 		}
 	}
 	return nil
