@@ -2,9 +2,11 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lbhealth/hcsupervisor/messages"
@@ -39,7 +41,7 @@ func newUDP(cfg *messages.Config) *udpProber {
 // Probe sends Send (an empty datagram if it is empty) and waits for one
 // reply, which must start with Receive. As in Seesaw, a reply is required
 // even when Receive is empty, and nothing is retransmitted. An ICMP port
-// unreachable in answer fails the probe with "connection refused".
+// unreachable in answer fails the probe, saying so.
 func (p *udpProber) Probe(ctx context.Context) messages.ProbeResult {
 	ctx, cancel := bound(ctx, p.timeout)
 	defer cancel()
@@ -67,12 +69,22 @@ func (p *udpProber) Probe(ctx context.Context) messages.ProbeResult {
 	return succeeded(p.prefix)
 }
 
-// fail returns the failed result for err in the step named step.
+// fail returns the failed result for err in the step named step. On a
+// connected UDP socket, ECONNREFUSED is the kernel's report of an ICMP
+// port unreachable from the target, and the message names it so.
 func (p *udpProber) fail(
 	ctx context.Context, step string, err error,
 ) messages.ProbeResult {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return failed(fmt.Sprintf("%s; %s failed: %s",
+			p.prefix, step, portUnreachable))
+	}
 	return failed(p.prefix + "; " + stepFailed(ctx, step, err))
 }
+
+// portUnreachable is how a UDP probe's message names an ICMP port
+// unreachable.
+const portUnreachable = "ICMP port unreachable (connection refused)"
 
 // truncate returns the first n bytes of b, or at least 16 of them, for a
 // message: enough to see why a prefix did not match.

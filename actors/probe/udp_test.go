@@ -99,12 +99,21 @@ func TestUDPIPv6(t *testing.T) {
 	checkResult(t, runProbe(t, cfg, probeTimeout), true, "UDP check to [::1]:")
 }
 
+// TestUDPRefused probes a loopback port nothing listens on: the kernel
+// answers with an ICMP port unreachable, which the message must name.
 func TestUDPRefused(t *testing.T) {
 	checkNoLeaks(t)
-	cfg := testConfig(t, messages.CheckerUDP, closedUDPPort(t), func(c *messages.Config) {
+	ap := closedUDPPort(t)
+	cfg := testConfig(t, messages.CheckerUDP, ap, func(c *messages.Config) {
 		c.Send = "ping"
 	})
-	checkResult(t, runProbe(t, cfg, probeTimeout), false, "connection refused")
+	want := "UDP check to " + ap.String() +
+		"; read failed: ICMP port unreachable (connection refused)"
+	got := runProbe(t, cfg, probeTimeout)
+	if got.Success || got.Message != want {
+		t.Errorf("Probe() = %v, %q; want false, %q",
+			got.Success, got.Message, want)
+	}
 }
 
 func TestUDPSilentServer(t *testing.T) {
