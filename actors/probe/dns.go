@@ -23,7 +23,6 @@ type dnsProber struct {
 	query   *dns.Msg // template; each probe sends a copy with a fresh ID
 	want    []string // expected answers in canonical form; empty: any
 	dialer  net.Dialer
-	client  *dns.Client
 }
 
 // queryTypes are the query types whose answers answerForm can give.
@@ -53,9 +52,6 @@ func newDNS(cfg *messages.Config, o Options) Prober {
 		query:   new(dns.Msg).SetQuestion(name, qtype),
 		want:    want,
 		dialer:  newDialer(cfg.Mark, o.ResetClose),
-		// The client's Timeout only backs up the context's deadline, which
-		// wins when earlier; UDPSize only sizes the receive buffer.
-		client: &dns.Client{Timeout: cfg.Timeout, UDPSize: dns.DefaultMsgSize},
 	}
 }
 
@@ -78,14 +74,16 @@ func expectedAnswers(cfg *messages.Config) ([]string, error) {
 }
 
 // Probe asks the question over UDP, again over TCP if the reply was
-// truncated, and evaluates the reply.
+// truncated, and evaluates the reply. A truncated reply goes to TCP even
+// when it failed to unpack: a server that sets TC may cut the message
+// mid-record, and what matters is only the TC bit of its header.
 func (p *dnsProber) Probe(ctx context.Context) messages.ProbeResult {
 	ctx, cancel := bound(ctx, p.timeout)
 	defer cancel()
 
 	step := "query"
 	r, err := p.exchange(ctx, "udp")
-	if err == nil && r.Truncated {
+	if r != nil && r.Truncated {
 		step = "query over TCP"
 		r, err = p.exchange(ctx, "tcp")
 	}
@@ -100,12 +98,8 @@ func (p *dnsProber) Probe(ctx context.Context) messages.ProbeResult {
 	return succeeded(p.prefix + "; " + detail)
 }
 
-// exchange sends the question over network on a connection bound to ctx and
-// returns the reply whose ID matches; the client skips stray UDP replies
-// and rejects a mismatched TCP one.
-//
-// NOTE: we dial ourselves rather than call Client.ExchangeContext, which
-// honours ctx's deadline but not its cancellation.
+// exchange dials the target over network and asks the question on a
+// connection bound to ctx; see roundTrip.
 func (p *dnsProber) exchange(
 	ctx context.Context, network string,
 ) (*dns.Msg, error) {
@@ -114,13 +108,46 @@ func (p *dnsProber) exchange(
 		return nil, err
 	}
 	defer nc.Close()
+	return p.roundTrip(ctx, nc)
+}
+
+// roundTrip binds nc to ctx, sends a copy of the question with a fresh ID
+// and returns the reply with that ID: over UDP it skips replies with
+// another ID, over TCP it rejects one. A reply that failed to unpack comes
+// with its error, and only if its header carries the ID.
+//
+// NOTE: we drive dns.Conn ourselves rather than call a dns.Client:
+// ExchangeContext honours ctx's deadline but not its cancellation, and
+// ExchangeWithConnContext sets the connection's deadlines itself, which
+// undoes the expired deadline that bindConn sets when ctx is cancelled
+// before that point.
+func (p *dnsProber) roundTrip(
+	ctx context.Context, nc net.Conn,
+) (*dns.Msg, error) {
 	stop := bindConn(ctx, nc)
 	defer stop()
 
+	co := &dns.Conn{Conn: nc, UDPSize: dns.DefaultMsgSize}
 	m := p.query.Copy()
 	m.Id = dns.Id()
-	r, _, err := p.client.ExchangeWithConnContext(ctx, m, &dns.Conn{Conn: nc})
-	return r, err
+	if err := co.WriteMsg(m); err != nil {
+		return nil, err
+	}
+	_, datagram := nc.(net.PacketConn)
+	for {
+		r, err := co.ReadMsg()
+		switch {
+		case err != nil && r != nil && r.Id == m.Id:
+			return r, err // unpacked in part: its header may say TC
+		case err != nil:
+			return nil, err
+		case r.Id == m.Id:
+			return r, nil
+		case !datagram:
+			return nil, dns.ErrId
+		}
+		// A stray datagram with another ID: read on.
+	}
 }
 
 // evaluateDNS decides whether reply r answers question q: it must be a

@@ -1,12 +1,17 @@
 package probe
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -61,17 +66,49 @@ func (z *testZone) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		if tcp {
 			m.Answer = rrs(name + " A 192.0.2.7")
 		}
+	case "cut.example.test.":
+		if !tcp {
+			_, _ = w.Write(cutReply(m))
+			return
+		}
+		m.Answer = rrs(name + " A 192.0.2.8")
+	case "tcpsilent.example.test.":
+		if tcp {
+			z.silence()
+			return
+		}
+		m.Truncated = true
 	case "wrongid.example.test.":
 		m.Id++
 		m.Answer = rrs(name + " A 192.0.2.1")
 	case "silent.example.test.":
-		select {
-		case z.silenced <- struct{}{}:
-		default:
-		}
+		z.silence()
 		return
 	}
 	_ = w.WriteMsg(m)
+}
+
+// silence signals on z.silenced that a query goes unanswered, without
+// blocking.
+func (z *testZone) silence() {
+	select {
+	case z.silenced <- struct{}{}:
+	default:
+	}
+}
+
+// cutReply returns reply m, truncated (TC set) with three answers, packed
+// and then cut short in the last record, as a server that truncates
+// without care sends it: the header unpacks, the answers do not.
+func cutReply(m *dns.Msg) []byte {
+	m.Truncated = true
+	name := m.Question[0].Name
+	m.Answer = rrs(name+" A 192.0.2.1", name+" A 192.0.2.2", name+" A 192.0.2.3")
+	b, err := m.Pack()
+	if err != nil {
+		panic(fmt.Sprintf("packing the cut reply: %v", err))
+	}
+	return b[:len(b)-5]
 }
 
 // rrs parses resource records in zone file form, with TTL 60 and class
@@ -268,46 +305,169 @@ func parseAddrs(t *testing.T, ss []string) []netip.Addr {
 	return out
 }
 
+// TestDNSTruncatedFallsBackToTCP asks names whose UDP replies are
+// truncated, one whole and one cut mid-record, which does not unpack:
+// each must be asked again over TCP, whose answer decides.
 func TestDNSTruncatedFallsBackToTCP(t *testing.T) {
-	zone := newTestZone()
-	ap := startDNS(t, zone)
-	cfg := testConfig(t, messages.CheckerDNS, ap, func(c *messages.Config) {
-		c.Query = "big.example.test"
-		c.ExpectedIPs = parseAddrs(t, []string{"192.0.2.7"})
-	})
-
-	got := runProbe(t, cfg, probeTimeout)
-	checkResult(t, got, true, "; received answer 192.0.2.7")
-	if got := zone.tcpQueries.Load(); got != 1 {
-		t.Errorf("server got %d queries over TCP, want 1", got)
+	tests := []struct {
+		query, want string
+	}{
+		{"big.example.test", "192.0.2.7"},
+		{"cut.example.test", "192.0.2.8"},
 	}
-}
-
-// TestDNSSilentServer covers a server that never answers and one whose
-// answers carry the wrong ID, which the probe must ignore.
-func TestDNSSilentServer(t *testing.T) {
-	for _, query := range []string{"silent.example.test", "wrongid.example.test"} {
-		t.Run(query, func(t *testing.T) {
-			checkNoLeaks(t)
-			ap := startDNS(t, newTestZone())
+	for _, tc := range tests {
+		t.Run(tc.query, func(t *testing.T) {
+			zone := newTestZone()
+			ap := startDNS(t, zone)
 			cfg := testConfig(t, messages.CheckerDNS, ap, func(c *messages.Config) {
-				c.Query = query
+				c.Query = tc.query
+				c.ExpectedIPs = parseAddrs(t, []string{tc.want})
 			})
 
-			probeSilent(t, cfg, "; query timed out: ")
+			got := runProbe(t, cfg, probeTimeout)
+			checkResult(t, got, true, "; received answer "+tc.want)
+			if got := zone.tcpQueries.Load(); got != 1 {
+				t.Errorf("server got %d queries over TCP, want 1", got)
+			}
 		})
 	}
 }
 
+// TestCutReplyUnpacksInPart checks the premise of the cut.example.test
+// case: the reply fails to unpack, yet its header says TC.
+func TestCutReplyUnpacksInPart(t *testing.T) {
+	q := new(dns.Msg).SetQuestion("cut.example.test.", dns.TypeA)
+	var got dns.Msg
+	err := got.Unpack(cutReply(new(dns.Msg).SetReply(q)))
+	if err == nil || !got.Truncated {
+		t.Errorf("Unpack(cut reply) = %v, Truncated %v; want an error and TC",
+			err, got.Truncated)
+	}
+}
+
+// TestDNSSilentServer covers a server that never answers, one whose
+// answers carry the wrong ID, which the probe must ignore, and one that
+// truncates over UDP and then never answers over TCP.
+func TestDNSSilentServer(t *testing.T) {
+	tests := []struct {
+		query, wantMsg string
+	}{
+		{"silent.example.test", "; query timed out: "},
+		{"wrongid.example.test", "; query timed out: "},
+		{"tcpsilent.example.test", "; query over TCP timed out: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.query, func(t *testing.T) {
+			checkNoLeaks(t)
+			ap := startDNS(t, newTestZone())
+			cfg := testConfig(t, messages.CheckerDNS, ap, func(c *messages.Config) {
+				c.Query = tc.query
+			})
+
+			probeSilent(t, cfg, tc.wantMsg)
+		})
+	}
+}
+
+// TestDNSCancel cancels a probe waiting for an answer over UDP, and one
+// waiting over TCP after a truncated reply.
 func TestDNSCancel(t *testing.T) {
+	tests := []struct {
+		query, wantMsg string
+	}{
+		{"silent.example.test", "; query canceled: "},
+		{"tcpsilent.example.test", "; query over TCP canceled: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.query, func(t *testing.T) {
+			checkNoLeaks(t)
+			zone := newTestZone()
+			ap := startDNS(t, zone)
+			cfg := testConfig(t, messages.CheckerDNS, ap, func(c *messages.Config) {
+				c.Query = tc.query
+			})
+
+			checkResult(t, probeCancelled(t, cfg, zone.silenced), false, tc.wantMsg)
+		})
+	}
+}
+
+// TestDNSCancelledBeforeExchange cancels the context after the dial and
+// before the question goes out: the exchange must end at once rather than
+// at the deadline. The connection makes the cancel land first, before
+// any deadline the exchange might set itself, which would undo it (a
+// dns.Client's exchange sets them).
+func TestDNSCancelledBeforeExchange(t *testing.T) {
 	checkNoLeaks(t)
-	zone := newTestZone()
-	ap := startDNS(t, zone)
+	ap := startDNS(t, newTestZone())
 	cfg := testConfig(t, messages.CheckerDNS, ap, func(c *messages.Config) {
 		c.Query = "silent.example.test"
 	})
+	p := mustNew(t, &cfg).(*dnsProber)
+	nc, err := p.dialer.DialContext(t.Context(), "udp", p.target)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer nc.Close()
+	conn := &cancelFirstConn{
+		UDPConn:   nc.(*net.UDPConn),
+		cancelled: make(chan struct{}),
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), probeTimeout)
+	cancel()
 
-	probeCancelled(t, cfg, zone.silenced)
+	start := time.Now()
+	r, err := p.roundTrip(ctx, conn)
+	if elapsed := time.Since(start); elapsed > lateness {
+		t.Errorf("exchange took %v after the cancel, want at most %v",
+			elapsed, lateness)
+	}
+	if r != nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("roundTrip() = %v, %v; want no reply and %v",
+			r, err, os.ErrDeadlineExceeded)
+	}
+}
+
+// cancelFirstConn is a UDP connection on which a cancel wins the race
+// against an exchange that sets deadlines of its own: it holds each
+// SetReadDeadline and SetWriteDeadline (for at most lateness) until the
+// expired deadline of a cancel has been set, so that any such call
+// undoes the cancel.
+type cancelFirstConn struct {
+	*net.UDPConn
+	cancelled chan struct{} // closed once the expired deadline is set
+	once      sync.Once
+}
+
+// SetDeadline sets the deadline and notes when it is the cancel's.
+func (c *cancelFirstConn) SetDeadline(t time.Time) error {
+	err := c.UDPConn.SetDeadline(t)
+	if t.Equal(expired) {
+		c.once.Do(func() { close(c.cancelled) })
+	}
+	return err
+}
+
+// SetReadDeadline sets the read deadline after the cancel's.
+func (c *cancelFirstConn) SetReadDeadline(t time.Time) error {
+	c.afterCancel()
+	return c.UDPConn.SetReadDeadline(t)
+}
+
+// SetWriteDeadline sets the write deadline after the cancel's.
+func (c *cancelFirstConn) SetWriteDeadline(t time.Time) error {
+	c.afterCancel()
+	return c.UDPConn.SetWriteDeadline(t)
+}
+
+// afterCancel waits for the cancel's deadline, at most lateness.
+func (c *cancelFirstConn) afterCancel() {
+	timer := time.NewTimer(lateness)
+	defer timer.Stop()
+	select {
+	case <-c.cancelled:
+	case <-timer.C:
+	}
 }
 
 func TestDNSUnsupportedType(t *testing.T) {

@@ -3,7 +3,12 @@
 package probe
 
 import (
+	"fmt"
 	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/lbhealth/hcsupervisor/messages"
@@ -102,6 +107,190 @@ func TestICMPSilentHost(t *testing.T) {
 						}
 					}
 				})
+			}
+		})
+	}
+	pair.reportMissingFamilies(t)
+}
+
+// icmpDest is a destination of TestICMPUnreachable, as the lb's routes
+// and the backend's make it.
+type icmpDest struct {
+	name string
+	host int // the address's last byte, under unreachablePrefix
+	// lbRoute is the lb's route to it: "via" the backend, or a route
+	// type such as "unreachable"; empty for none.
+	lbRoute string
+	// beRoute is the backend's route type for it, if lbRoute is "via".
+	beRoute string
+	// want is what the probe's message must contain after its prefix,
+	// and cause what it must contain after that.
+	want, cause string
+	// icmpError says the backend answers with an ICMP destination
+	// unreachable.
+	icmpError bool
+}
+
+// icmpDests are the destinations of TestICMPUnreachable: one routed to a
+// backend that drops it without a word, one that has no route at all,
+// one the lb's own routing rejects, and one the backend rejects with an
+// ICMP host unreachable that quotes the echo request. An error quoting
+// the request is not its reply, so that probe times out too.
+var icmpDests = []icmpDest{
+	{"routed and silent", 1, "via", "blackhole",
+		"; read timed out: ", "i/o timeout", false},
+	{"no route", 2, "", "",
+		"; write failed: ", "network is unreachable", false},
+	{"unreachable route", 3, "unreachable", "",
+		"; write failed: ", "no route to host", false},
+	{"host unreachable from the backend", 4, "via", "unreachable",
+		"; read timed out: ", "i/o timeout", true},
+}
+
+// unreachableAddr returns the address, of family f, of the destination
+// numbered host: in 192.0.2.0/24 or 2001:db8:ff::/64, which exist only in
+// the test's namespaces.
+func unreachableAddr(f netFamily, host int) netip.Addr {
+	if f == fam4 {
+		return netip.AddrFrom4([4]byte{192, 0, 2, byte(host)})
+	}
+	return netip.MustParseAddr(fmt.Sprintf("2001:db8:ff::%d", host))
+}
+
+// routeICMPDests sets up the routes of icmpDests for family f, and makes
+// the backend forward, so that it answers for the destinations it routes.
+func routeICMPDests(t *testing.T, pair *nsPair, f netFamily) {
+	t.Helper()
+	forward := map[netFamily]string{
+		fam4: "net.ipv4.conf.all.forwarding",
+		fam6: "net.ipv6.conf.all.forwarding",
+	}
+	pair.backend.sysctl(t, forward[f], "1")
+	for _, d := range icmpDests {
+		dst := hostPrefix(unreachableAddr(f, d.host))
+		switch d.lbRoute {
+		case "":
+		case "via":
+			pair.lb.ip(t, f.flag, "route", "add", dst,
+				"via", f.backend.String(), "dev", pair.lbLink)
+			pair.backend.ip(t, f.flag, "route", "add", d.beRoute, dst)
+		default:
+			pair.lb.ip(t, f.flag, "route", "add", d.lbRoute, dst)
+		}
+	}
+}
+
+// icmpOutDestUnreachs returns how many ICMP destination unreachable
+// messages of family f the namespace ns has sent.
+func icmpOutDestUnreachs(t *testing.T, ns *netns, f netFamily) int {
+	t.Helper()
+	var n int
+	err := ns.do(func() error {
+		var err error
+		if f == fam4 {
+			n, err = snmpCounter("/proc/thread-self/net/snmp",
+				"Icmp:", "OutDestUnreachs")
+		} else {
+			n, err = snmpCounter("/proc/thread-self/net/snmp6",
+				"", "Icmp6OutDestUnreachs")
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("reading the ICMP counters of %s: %v", ns.name, err)
+	}
+	return n
+}
+
+// snmpCounter reads the counter name from a /proc/net/snmp file: from the
+// table whose lines start with table (a line of names, then a line of
+// values), or, when table is empty, from the "name value" lines of
+// /proc/net/snmp6.
+func snmpCounter(path, table, name string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var names []string
+	for line := range strings.Lines(string(b)) {
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) == 0:
+		case table == "" && len(fields) == 2 && fields[0] == name:
+			return strconv.Atoi(fields[1])
+		case table != "" && fields[0] == table && names == nil:
+			names = fields
+		case table != "" && fields[0] == table:
+			if i := slices.Index(names, name); i > 0 && i < len(fields) {
+				return strconv.Atoi(fields[i])
+			}
+		}
+	}
+	return 0, fmt.Errorf("no counter %s in %s", name, path)
+}
+
+// TestICMPUnreachable pings, over IPv4 and IPv6, from a namespace the
+// test created, the destinations of icmpDests, over a raw socket and over
+// a ping socket. Each probe must fail as its destination calls for: the
+// silent ones by timing out, the ones the lb's own routing rejects at
+// once, in the write, naming the error. The backend must have sent the
+// ICMP errors the destinations call for, so that the probe that times out
+// in spite of one was shown one.
+func TestICMPUnreachable(t *testing.T) {
+	requireNetns(t)
+	pair := newNSPair(t)
+	sockets := []struct{ name, pingGroups string }{
+		{"raw socket", pingGroupsNone},
+		{"ping socket", pingGroupsAll},
+	}
+	families := pair.families()
+	var probes []netnsProbe
+	for _, f := range families {
+		routeICMPDests(t, pair, f)
+		for _, d := range icmpDests {
+			for _, s := range sockets {
+				ap := netip.AddrPortFrom(unreachableAddr(f, d.host), 0)
+				cfg := testConfig(t, messages.CheckerICMP, ap,
+					func(c *messages.Config) { c.Timeout = silentTimeout })
+				probes = append(probes,
+					netnsProbe{Config: cfg, PingGroups: s.pingGroups})
+			}
+		}
+	}
+	before := map[netFamily]int{}
+	for _, f := range families {
+		before[f] = icmpOutDestUnreachs(t, pair.backend, f)
+	}
+	outcomes := probeInNetns(t, pair.lb, probes)
+
+	i := 0
+	for _, f := range families {
+		t.Run(f.name, func(t *testing.T) {
+			var wantErrors int
+			for _, d := range icmpDests {
+				prefix := "ICMP ping to host " + unreachableAddr(f, d.host).String()
+				for _, s := range sockets {
+					o := outcomes[i]
+					i++
+					t.Run(d.name+"/"+s.name, func(t *testing.T) {
+						t.Logf("socket %s: %q after %v",
+							o.Socket, o.Result.Message, o.Elapsed)
+						checkResult(t, o.Result, false, prefix+d.want)
+						checkResult(t, o.Result, false, d.cause)
+						if o.Elapsed > silentTimeout+lateness {
+							t.Errorf("probe took %v, want at most %v",
+								o.Elapsed, silentTimeout+lateness)
+						}
+					})
+					if d.icmpError {
+						wantErrors++
+					}
+				}
+			}
+			sent := icmpOutDestUnreachs(t, pair.backend, f) - before[f]
+			if sent < wantErrors {
+				t.Errorf("backend sent %d ICMP destination unreachables, "+
+					"want at least %d", sent, wantErrors)
 			}
 		})
 	}

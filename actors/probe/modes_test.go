@@ -4,11 +4,15 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -117,7 +121,9 @@ func TestDialerMark(t *testing.T) {
 	ln := listenTCP(t, "tcp4", "127.0.0.1:0")
 	serveTCP(t, ln, drain)
 	udp := serveUDP(t, "udp4", "127.0.0.1:0", udpPong)
-	for _, mark := range []int{0, 65536, messages.MaxMark} {
+	// The largest mark an int holds: MaxMark but on 32-bit targets.
+	largest := min(messages.MaxMark, math.MaxInt)
+	for _, mark := range []int{0, 65536, largest} {
 		d := newDialer(mark, false)
 		for _, tc := range []struct{ network, addr string }{
 			{"tcp", ln.Addr().String()},
@@ -173,21 +179,53 @@ func TestMarkedProbes(t *testing.T) {
 	}
 }
 
-// TestMarkWithoutNetAdmin runs marked probes on a thread without
-// CAP_NET_ADMIN: each must fail with a message naming the capability.
-// Capabilities belong to a thread in Linux, so the test drops it on a
-// locked thread that ends with its goroutine.
+// withoutNetAdminConfigs returns a config of every checker that dials,
+// named, in TUN mode with mark 65536, against ap. Setting the mark comes
+// before the connect, so nothing needs to listen there.
+func withoutNetAdminConfigs(
+	t *testing.T, ap netip.AddrPort,
+) map[string]messages.Config {
+	t.Helper()
+	tun := func(edit func(*messages.Config)) func(*messages.Config) {
+		return func(c *messages.Config) {
+			c.Mode, c.Mark = messages.ModeTUN, 65536
+			if edit != nil {
+				edit(c)
+			}
+		}
+	}
+	secure := func(c *messages.Config) { c.Secure = true }
+	return map[string]messages.Config{
+		"tcp":    testConfig(t, messages.CheckerTCP, ap, tun(nil)),
+		"tls":    testConfig(t, messages.CheckerTCP, ap, tun(secure)),
+		"http":   testConfig(t, messages.CheckerHTTP, ap, tun(nil)),
+		"https":  testConfig(t, messages.CheckerHTTP, ap, tun(secure)),
+		"dns":    testConfig(t, messages.CheckerDNS, ap, tun(nil)),
+		"udp":    testConfig(t, messages.CheckerUDP, ap, tun(nil)),
+		"radius": testConfig(t, messages.CheckerRADIUS, ap, tun(nil)),
+	}
+}
+
+// wantNoNetAdmin is what a marked probe without CAP_NET_ADMIN must say.
+const wantNoNetAdmin = "setting SO_MARK 65536 needs CAP_NET_ADMIN: " +
+	"operation not permitted"
+
+// TestMarkWithoutNetAdmin runs marked probes of every checker that dials
+// without CAP_NET_ADMIN: each must fail with a message naming the
+// capability. Capabilities belong to a thread in Linux. A prober that
+// dials on the probing goroutine runs on a locked thread that dropped the
+// capability and ends with its goroutine; every prober also runs in a
+// helper process started without it, since the http prober's Transport
+// dials on a goroutine of its own.
 func TestMarkWithoutNetAdmin(t *testing.T) {
 	requireNetAdmin(t)
-	tcpAddr := serveTCP(t, listenTCP(t, "tcp4", "127.0.0.1:0"), drain).addr
-	udpAddr := serveUDP(t, "udp4", "127.0.0.1:0", udpPong)
-	tun := func(c *messages.Config) { c.Mode, c.Mark = messages.ModeTUN, 65536 }
-	cfgs := []messages.Config{
-		testConfig(t, messages.CheckerTCP, tcpAddr, tun),
-		testConfig(t, messages.CheckerUDP, udpAddr, tun),
-	}
-	for _, cfg := range cfgs {
-		t.Run(string(cfg.Checker), func(t *testing.T) {
+	cfgs := withoutNetAdminConfigs(t, netip.MustParseAddrPort("127.0.0.1:9"))
+	for _, name := range slices.Sorted(maps.Keys(cfgs)) {
+		if cfgs[name].Checker == messages.CheckerHTTP {
+			continue // dials on the Transport's goroutine
+		}
+		t.Run("thread/"+name, func(t *testing.T) {
+			cfg := cfgs[name]
 			p := mustNew(t, &cfg)
 			done := make(chan messages.ProbeResult)
 			go func() {
@@ -198,20 +236,14 @@ func TestMarkWithoutNetAdmin(t *testing.T) {
 				}
 				done <- p.Probe(t.Context())
 			}()
-			checkResult(t, <-done, false,
-				"setting SO_MARK 65536 needs CAP_NET_ADMIN: operation not permitted")
+			checkResult(t, <-done, false, wantNoNetAdmin)
 		})
 	}
+	t.Run("process", testMarkWithoutNetAdminProcess)
 }
 
 // dropNetAdmin removes CAP_NET_ADMIN from the calling thread's effective
 // set, and CAP_NET_RAW too, which lets Linux 5.17 and later set SO_MARK.
 func dropNetAdmin() error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return err
-	}
-	data[0].Effective &^= 1<<unix.CAP_NET_ADMIN | 1<<unix.CAP_NET_RAW
-	return unix.Capset(&hdr, &data[0])
+	return dropCaps(unix.CAP_NET_ADMIN, unix.CAP_NET_RAW)
 }

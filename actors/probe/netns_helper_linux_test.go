@@ -67,6 +67,17 @@ func probeInNetns(
 	t *testing.T, ns *netns, probes []netnsProbe,
 ) []netnsOutcome {
 	t.Helper()
+	return probeInNetnsWithout(t, ns, nil, probes)
+}
+
+// probeInNetnsWithout is probeInNetns with a helper process that can never
+// hold the capabilities caps: it is started from a thread that dropped
+// them from its bounding, inheritable and ambient sets, so that no thread
+// of the helper has them, whichever goroutine it probes on.
+func probeInNetnsWithout(
+	t *testing.T, ns *netns, caps []int, probes []netnsProbe,
+) []netnsOutcome {
+	t.Helper()
 	job, err := json.Marshal(netnsHelperJob{Probes: probes, Netns: ns.name})
 	if err != nil {
 		t.Fatalf("encoding the helper's job: %v", err)
@@ -86,7 +97,7 @@ func probeInNetns(
 		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	if err := onThreadWithout(caps, cmd.Run); err != nil {
 		t.Fatalf("helper in %s: %v\nstdout:\n%s\nstderr:\n%s",
 			ns.name, err, &stdout, &stderr)
 	}
@@ -225,15 +236,64 @@ func echoSocketKind(v6 bool) string {
 	return "ping"
 }
 
+// onThreadWithout runs fn on a locked OS thread that first drops caps
+// from its bounding and inheritable sets and clears its ambient set, so
+// that a process fn starts (the child of that thread) cannot gain them
+// at exec, even as root. The thread ends with fn's goroutine. With no
+// caps, fn runs on the calling goroutine.
+func onThreadWithout(caps []int, fn func() error) error {
+	if len(caps) == 0 {
+		return fn()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread ends with the goroutine.
+		runtime.LockOSThread()
+		if err := dropForChildren(caps); err != nil {
+			errc <- fmt.Errorf("dropping capabilities %v: %w", caps, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// dropForChildren drops caps from the calling thread's bounding and
+// inheritable sets, and clears its ambient set.
+func dropForChildren(caps []int) error {
+	for _, c := range caps {
+		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
+		if err != nil {
+			return fmt.Errorf("bounding set: %w", err)
+		}
+	}
+	err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+	if err != nil {
+		return fmt.Errorf("ambient set: %w", err)
+	}
+	return editCaps(func(data *[2]unix.CapUserData) {
+		for _, c := range caps {
+			data[c/32].Inheritable &^= 1 << (c % 32)
+		}
+	})
+}
+
 // dropCaps removes caps from the calling thread's effective set.
 func dropCaps(caps ...int) error {
+	return editCaps(func(data *[2]unix.CapUserData) {
+		for _, c := range caps {
+			data[c/32].Effective &^= 1 << (c % 32)
+		}
+	})
+}
+
+// editCaps changes the calling thread's capability sets by edit.
+func editCaps(edit func(data *[2]unix.CapUserData)) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
 		return err
 	}
-	for _, c := range caps {
-		data[c/32].Effective &^= 1 << (c % 32)
-	}
+	edit(&data)
 	return unix.Capset(&hdr, &data[0])
 }

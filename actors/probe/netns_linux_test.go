@@ -5,9 +5,11 @@ package probe
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -241,9 +244,7 @@ type nsPair struct {
 // of fam4 and, if the kernel has IPv6, of fam6.
 func newNSPair(t *testing.T) *nsPair {
 	t.Helper()
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
+	id := randomID()
 	p := &nsPair{
 		lb:      newNetns(t, "hc-test-"+id),
 		backend: newNetns(t, "hc-test-"+id+"-be"),
@@ -275,6 +276,14 @@ func newNSPair(t *testing.T) *nsPair {
 	p.lb.sysctl(t, "net.ipv4.conf.all.rp_filter", "0")
 	p.lb.sysctl(t, "net.ipv4.conf."+p.lbLink+".rp_filter", "0")
 	return p
+}
+
+// randomID returns six random hex digits, which name a test's
+// namespaces and links apart from any other test's.
+func randomID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // noDAD turns off IPv6 duplicate address detection for the links that
@@ -335,81 +344,125 @@ func (p *nsPair) steer(t *testing.T, f netFamily) {
 }
 
 // vipBackends are the servers a test runs on the VIP inside the backend
-// namespace, with the requests each has answered.
+// namespace, with the requests each has answered: plain TCP and TCP in
+// TLS, HTTP and HTTPS, UDP, DNS and RADIUS.
 type vipBackends struct {
-	tcp, http, udp, dns     netip.AddrPort
-	tcpN, httpN, udpN, dnsN atomic.Int32
+	tcp, tls, http, https, udp, dns, radius     netip.AddrPort
+	tcpN, tlsN, httpN, httpsN, udpN, dnsN, radN atomic.Int32
 }
 
-// startVIPBackends opens a TCP, an HTTP, a UDP and a DNS server on vip
-// inside ns. Each counts what it answers; cleanup stops them.
-func startVIPBackends(
-	t *testing.T, ns *netns, vip netip.Addr,
-) *vipBackends {
+// vipSockets are the sockets of vipBackends, opened inside the backend's
+// namespace.
+type vipSockets struct {
+	tcp, tls, http, https net.Listener
+	udp, dns, radius      net.PacketConn
+}
+
+// listenVIP opens every socket of vipSockets on vip inside ns, or fails
+// the test having closed those it opened.
+func listenVIP(t *testing.T, ns *netns, vip netip.Addr) *vipSockets {
 	t.Helper()
-	var ln, httpLn net.Listener
-	var udpPC, dnsPC net.PacketConn
+	s := &vipSockets{}
+	lns := []*net.Listener{&s.tcp, &s.tls, &s.http, &s.https}
+	pcs := []*net.PacketConn{&s.udp, &s.dns, &s.radius}
+	addr := netip.AddrPortFrom(vip, 0).String()
 	err := ns.do(func() error {
 		var err error
-		listen := func(network string) (net.Listener, error) {
-			return net.Listen(network, netip.AddrPortFrom(vip, 0).String())
+		for _, ln := range lns {
+			if *ln, err = net.Listen("tcp", addr); err != nil {
+				return err
+			}
 		}
-		listenPacket := func(network string) (net.PacketConn, error) {
-			return net.ListenPacket(network, netip.AddrPortFrom(vip, 0).String())
+		for _, pc := range pcs {
+			if *pc, err = net.ListenPacket("udp", addr); err != nil {
+				return err
+			}
 		}
-		if ln, err = listen("tcp"); err != nil {
-			return err
-		}
-		if httpLn, err = listen("tcp"); err != nil {
-			return err
-		}
-		if udpPC, err = listenPacket("udp"); err != nil {
-			return err
-		}
-		dnsPC, err = listenPacket("udp")
-		return err
+		return nil
 	})
-	for _, c := range []io.Closer{ln, httpLn, udpPC, dnsPC} {
-		if c != nil && err != nil {
-			c.Close()
+	if err == nil {
+		return s
+	}
+	for _, ln := range lns {
+		if *ln != nil {
+			(*ln).Close()
 		}
 	}
-	if err != nil {
-		t.Fatalf("listening on the VIP in %s: %v", ns.name, err)
+	for _, pc := range pcs {
+		if *pc != nil {
+			(*pc).Close()
+		}
 	}
+	t.Fatalf("listening on the VIP in %s: %v", ns.name, err)
+	return nil
+}
 
+// startVIPBackends starts vipBackends on f's VIP inside ns. The RADIUS
+// server expects requests from f's lb address. Each server counts what
+// it answers; cleanup stops them.
+func startVIPBackends(t *testing.T, ns *netns, f netFamily) *vipBackends {
+	t.Helper()
+	s := listenVIP(t, ns, f.vip)
 	b := &vipBackends{}
-	b.tcp = serveTCP(t, ln, func(c net.Conn) {
+	b.tcp = serveTCP(t, s.tcp, func(c net.Conn) {
 		b.tcpN.Add(1)
 		pong(c)
 	}).addr
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{selfSignedCert(t)}}
+	b.tls = serveTCP(t, tls.NewListener(s.tls, tlsCfg), func(c net.Conn) {
+		if c.(*tls.Conn).Handshake() == nil {
+			b.tlsN.Add(1)
+		}
+		helloTLS(c)
+	}).addr
+	b.http = serveVIPHTTP(t, s.http, false, &b.httpN)
+	b.https = serveVIPHTTP(t, s.https, true, &b.httpsN)
 
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(
-		func(w http.ResponseWriter, _ *http.Request) {
-			b.httpN.Add(1)
-			_, _ = io.WriteString(w, "hello world")
-		}))
-	srv.Listener.Close()
-	srv.Listener = httpLn
-	srv.Start()
-	t.Cleanup(srv.Close)
-	b.http = addrPort(t, httpLn.Addr())
-
-	b.udp = serveUDPConn(t, udpPC, func(d []byte) []byte {
+	b.udp = serveUDPConn(t, s.udp, func(d []byte) []byte {
 		b.udpN.Add(1)
 		return udpPong(d)
+	})
+	rad := newRADIUSServer(t, testPassword, f.lb)
+	b.radius = serveUDPConn(t, s.radius, func(d []byte) []byte {
+		out := rad.answer(d)
+		if out != nil {
+			b.radN.Add(1)
+		}
+		return out
 	})
 
 	zone := newTestZone()
 	startDNSServer(t, &dns.Server{
-		PacketConn: dnsPC,
+		PacketConn: s.dns,
 		Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 			b.dnsN.Add(1)
 			zone.ServeDNS(w, r)
 		}),
 	})
-	b.dns = addrPort(t, dnsPC.LocalAddr())
+	b.dns = addrPort(t, s.dns.LocalAddr())
 	return b
+}
+
+// serveVIPHTTP serves "hello world" on ln, in TLS if secure, counting
+// the requests in n. Cleanup stops the server.
+func serveVIPHTTP(
+	t *testing.T, ln net.Listener, secure bool, n *atomic.Int32,
+) netip.AddrPort {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(
+		func(w http.ResponseWriter, _ *http.Request) {
+			n.Add(1)
+			_, _ = io.WriteString(w, "hello world")
+		}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	if secure {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return addrPort(t, ln.Addr())
 }
 
 // serveUDPConn answers each datagram on pc as serveUDP does. Cleanup
@@ -460,28 +513,39 @@ var steerings = []steering{
 // vipChecker is a checker that TestMarkSteersProbe runs against one of
 // the vipBackends.
 type vipChecker struct {
+	name    string // the subtest's, e.g. "https"
 	checker messages.CheckerType
 	target  netip.AddrPort
 	edit    func(*messages.Config) // sets the checker's own fields
 	served  *atomic.Int32          // probes the backend answered
 }
 
-// checkers returns a checker of each of b's servers.
+// checkers returns a checker of each of b's servers. The TLS ones do not
+// verify the test's self-signed certificate.
 func (b *vipBackends) checkers() []vipChecker {
 	return []vipChecker{
-		{messages.CheckerTCP, b.tcp, func(c *messages.Config) {
+		{"tcp", messages.CheckerTCP, b.tcp, func(c *messages.Config) {
 			c.Send, c.Receive = "PING\r\n", "+PONG"
 		}, &b.tcpN},
-		{messages.CheckerHTTP, b.http, func(c *messages.Config) {
+		{"tls", messages.CheckerTCP, b.tls, func(c *messages.Config) {
+			c.Secure, c.Receive = true, "hello"
+		}, &b.tlsN},
+		{"http", messages.CheckerHTTP, b.http, func(c *messages.Config) {
 			c.Path, c.Response = "/healthz", "hello"
 		}, &b.httpN},
-		{messages.CheckerUDP, b.udp, func(c *messages.Config) {
+		{"https", messages.CheckerHTTP, b.https, func(c *messages.Config) {
+			c.Secure, c.Path, c.Response = true, "/healthz", "hello"
+		}, &b.httpsN},
+		{"udp", messages.CheckerUDP, b.udp, func(c *messages.Config) {
 			c.Send, c.Receive = "ping", "pong"
 		}, &b.udpN},
-		{messages.CheckerDNS, b.dns, func(c *messages.Config) {
+		{"dns", messages.CheckerDNS, b.dns, func(c *messages.Config) {
 			c.Query = "a.example.test"
 			c.ExpectedIPs = []netip.Addr{netip.MustParseAddr("192.0.2.2")}
 		}, &b.dnsN},
+		{"radius", messages.CheckerRADIUS, b.radius, func(c *messages.Config) {
+			c.Password = testPassword
+		}, &b.radN},
 	}
 }
 
@@ -501,12 +565,13 @@ func steeredConfig(
 	})
 }
 
-// TestMarkSteersProbe runs the tcp, http, udp and dns probers, over IPv4
-// and IPv6, from a namespace whose only route to the VIP is a policy
-// route for packets marked steerMark, to backends on the VIP in another
-// namespace. Marked probes in DSR and TUN modes must reach the backends
-// and succeed; unmarked and wrongly marked probes must find no route, and
-// the backends must see only the marked ones. So the mark, set by the
+// TestMarkSteersProbe runs the tcp, http, udp, dns and radius probers,
+// and tcp and http in TLS, over IPv4 and IPv6, from a namespace whose only
+// route to the VIP is a policy route for packets marked steerMark, to
+// backends on the VIP in another namespace. Marked probes in DSR and TUN
+// modes must reach the backends and succeed; unmarked and wrongly marked
+// probes must find no route, and the backends must see only the marked
+// ones. So the mark, set by the
 // prober on its socket, is what steers each probe, as IPVS steers
 // Seesaw's DSR and TUN health checks.
 func TestMarkSteersProbe(t *testing.T) {
@@ -525,12 +590,12 @@ func TestMarkSteersProbe(t *testing.T) {
 	checkers := map[netFamily][]vipChecker{}
 	for _, f := range pair.families() {
 		pair.steer(t, f)
-		checkers[f] = startVIPBackends(t, pair.backend, f.vip).checkers()
+		checkers[f] = startVIPBackends(t, pair.backend, f).checkers()
 		for _, ck := range checkers[f] {
 			for _, s := range steerings {
 				cfg := steeredConfig(t, len(probes)+1, f, ck, s)
 				probes = append(probes, netnsProbe{Config: cfg})
-				name := string(ck.checker) + " " + s.name
+				name := ck.name + " " + s.name
 				cases = append(cases, steered{f, name, s.wantReach})
 			}
 		}
@@ -577,7 +642,29 @@ func checkServed(t *testing.T, checkers []vipChecker) {
 	for _, ck := range checkers {
 		if got := ck.served.Load(); got != want {
 			t.Errorf("%s backend answered %d probes, want %d (the marked ones)",
-				ck.checker, got, want)
+				ck.name, got, want)
 		}
+	}
+}
+
+// testMarkWithoutNetAdminProcess runs the probes of
+// TestMarkWithoutNetAdmin in a helper process, in a namespace of its own,
+// started without CAP_NET_ADMIN, and without CAP_NET_RAW, which lets Linux
+// 5.17 and later set SO_MARK too. Each must fail, naming CAP_NET_ADMIN.
+func testMarkWithoutNetAdminProcess(t *testing.T) {
+	requireNetns(t)
+	ns := newNetns(t, "hc-test-"+randomID())
+	cfgs := withoutNetAdminConfigs(t, netip.MustParseAddrPort("127.0.0.1:9"))
+	names := slices.Sorted(maps.Keys(cfgs))
+	probes := make([]netnsProbe, len(names))
+	for i, name := range names {
+		probes[i] = netnsProbe{Config: cfgs[name]}
+	}
+	caps := []int{unix.CAP_NET_ADMIN, unix.CAP_NET_RAW}
+	outcomes := probeInNetnsWithout(t, ns, caps, probes)
+	for i, name := range names {
+		t.Run(name, func(t *testing.T) {
+			checkResult(t, outcomes[i].Result, false, wantNoNetAdmin)
+		})
 	}
 }

@@ -197,11 +197,11 @@ func probeSilent(t *testing.T, cfg messages.Config, wantMsg string) {
 }
 
 // probeCancelled probes cfg under a long context that is cancelled once
-// accepted is closed (or receives), and checks the probe fails promptly
-// with a message saying it was cancelled.
+// accepted is closed (or receives), checks the probe fails promptly
+// with a message saying it was cancelled, and returns its result.
 func probeCancelled(
 	t *testing.T, cfg messages.Config, accepted <-chan struct{},
-) {
+) messages.ProbeResult {
 	t.Helper()
 	p := mustNew(t, &cfg)
 	ctx, cancel := context.WithTimeout(t.Context(), cfgTimeout)
@@ -223,6 +223,7 @@ func probeCancelled(
 	if elapsed := time.Since(start); elapsed > lateness {
 		t.Errorf("cancelled probe took %v, want at most %v", elapsed, lateness)
 	}
+	return got
 }
 
 // checkNoLeaks makes the test fail if goroutines remain after its cleanups.
@@ -371,22 +372,77 @@ func (s *tcpServer) close() {
 // system root trusts.
 func selfSignedCert(t *testing.T) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatalf("generate key: %v", err)
+	cert, key := makeCert(t, leafTemplate("probe test"), nil, nil)
+	return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key}
+}
+
+// testPKI is a certificate authority made for one test, and a server
+// certificate it issued for 127.0.0.1, ::1 and backend.example.test.
+type testPKI struct {
+	roots *x509.CertPool // holds the authority alone
+	leaf  tls.Certificate
+}
+
+// newTestPKI returns a fresh testPKI.
+func newTestPKI(t *testing.T) testPKI {
+	t.Helper()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "probe test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
 	}
-	tmpl := &x509.Certificate{
+	ca, caKey := makeCert(t, caTmpl, nil, nil)
+	tmpl := leafTemplate("probe test backend")
+	tmpl.SerialNumber = big.NewInt(2)
+	tmpl.DNSNames = []string{"backend.example.test"}
+	leaf, key := makeCert(t, tmpl, ca, caKey)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	return testPKI{
+		roots: roots,
+		leaf:  tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key},
+	}
+}
+
+// leafTemplate returns the template of a server certificate for
+// 127.0.0.1 and ::1, valid for an hour either side of now.
+func leafTemplate(name string) *x509.Certificate {
+	return &x509.Certificate{
 		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "probe test"},
+		Subject:      pkix.Name{CommonName: name},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+}
+
+// makeCert creates a certificate from tmpl with a fresh key, signed by
+// parent with parentKey, or self-signed if parent is nil.
+func makeCert(
+	t *testing.T, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey,
+) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("generate key: %v", err)
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent,
+		&key.PublicKey, parentKey)
 	if err != nil {
 		t.Fatalf("create certificate: %v", err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("parse certificate: %v", err)
+	}
+	return cert, key
 }

@@ -42,6 +42,9 @@ const (
 // malformed in problems.
 type radiusServer struct {
 	password string
+	// nas is the NAS address requests must carry; if zero, any
+	// loopback address.
+	nas      netip.Addr
 	mu       sync.Mutex
 	problems []string
 	auths    map[[16]byte]bool // request authenticators seen
@@ -107,14 +110,32 @@ func (s *radiusServer) check(b []byte) (map[byte][]byte, error) {
 		return nil, fmt.Errorf("password %q, want %q", got, s.password)
 	}
 	nas4, nas6 := attrs[attrNASIP], attrs[attrNASIPv6]
-	if !net.IP(nas4).IsLoopback() && !net.IP(nas6).IsLoopback() {
+	if !s.fromNAS(nas4) && !s.fromNAS(nas6) {
 		return nil, fmt.Errorf("NAS-IP-Address %v, NAS-IPv6-Address %v: "+
-			"want the loopback address", nas4, nas6)
+			"want %s", net.IP(nas4), net.IP(nas6), s.wantNAS())
 	}
 	if len(attrs[attrNASID]) == 0 {
 		return nil, fmt.Errorf("no NAS-Identifier")
 	}
 	return attrs, nil
+}
+
+// fromNAS reports whether ip, a NAS address attribute, is the one the
+// server expects.
+func (s *radiusServer) fromNAS(ip []byte) bool {
+	addr, ok := netip.AddrFromSlice(ip)
+	if !s.nas.IsValid() {
+		return ok && addr.IsLoopback()
+	}
+	return ok && addr == s.nas
+}
+
+// wantNAS describes the NAS address the server expects.
+func (s *radiusServer) wantNAS() string {
+	if !s.nas.IsValid() {
+		return "the loopback address"
+	}
+	return s.nas.String()
 }
 
 // unhide reverses RFC 2865's User-Password hiding.
@@ -148,14 +169,14 @@ func radiusReply(code byte, req, secret []byte) []byte {
 	return reply
 }
 
-// startRADIUS serves a radiusServer expecting password and returns its
-// address and the server.
-func startRADIUS(
-	t *testing.T, network, address, password string,
-) (*radiusServer, func(*messages.Config)) {
+// newRADIUSServer returns a radiusServer expecting password, and
+// requests from nas (or, if zero, any loopback address). Cleanup reports
+// every malformed request it saw.
+func newRADIUSServer(
+	t *testing.T, password string, nas netip.Addr,
+) *radiusServer {
 	t.Helper()
-	s := &radiusServer{password: password, auths: map[[16]byte]bool{}}
-	ap := serveUDP(t, network, address, s.answer)
+	s := &radiusServer{password: password, nas: nas, auths: map[[16]byte]bool{}}
 	t.Cleanup(func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -163,6 +184,17 @@ func startRADIUS(
 			t.Errorf("RADIUS server: %s", p)
 		}
 	})
+	return s
+}
+
+// startRADIUS serves a radiusServer expecting password and returns its
+// address and the server.
+func startRADIUS(
+	t *testing.T, network, address, password string,
+) (*radiusServer, func(*messages.Config)) {
+	t.Helper()
+	s := newRADIUSServer(t, password, netip.Addr{})
+	ap := serveUDP(t, network, address, s.answer)
 	return s, func(c *messages.Config) {
 		c.IP, c.Port = ap.Addr(), int(ap.Port())
 		c.Password = password

@@ -2,11 +2,16 @@ package probe
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"syscall"
 	"testing"
 	"time"
@@ -189,6 +194,87 @@ func TestTCPTLS(t *testing.T) {
 			checkResult(t, got, tc.wantSuccess, "TCP connect to "+ap.String())
 		})
 	}
+}
+
+// TestTLSVerifyTrusted runs tcp and https probes with tls_verify against
+// a server whose certificate a test authority issued, with the prober
+// told to trust that authority: the handshake must succeed when the
+// certificate names the server (its IP, or the Host given) and fail when
+// it does not.
+func TestTLSVerifyTrusted(t *testing.T) {
+	pki := newTestPKI(t)
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{pki.leaf}}
+	tcpAddr := serveTCP(t, tls.NewListener(
+		listenTCP(t, "tcp4", "127.0.0.1:0"), tlsCfg), helloTLS).addr
+	srv := httptest.NewUnstartedServer(testMux())
+	srv.TLS = tlsCfg
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	httpsAddr := addrPort(t, srv.Listener.Addr())
+
+	tests := []struct {
+		name, host  string
+		wantSuccess bool
+		wantMsg     string
+	}{
+		{"ip literal", "", true, ""},
+		{"host named", "backend.example.test", true, ""},
+		{"host not named", "other.example.test", false,
+			", not other.example.test"},
+	}
+	checkers := []struct {
+		checker messages.CheckerType
+		ap      netip.AddrPort
+		okMsg   string
+	}{
+		{messages.CheckerTCP, tcpAddr, "TCP connect to"},
+		{messages.CheckerHTTP, httpsAddr, "got 200 OK"},
+	}
+	for _, ck := range checkers {
+		for _, tc := range tests {
+			t.Run(string(ck.checker)+"/"+tc.name, func(t *testing.T) {
+				cfg := testConfig(t, ck.checker, ck.ap, func(c *messages.Config) {
+					c.Secure, c.TLSVerify, c.Host = true, true, tc.host
+					if ck.checker == messages.CheckerHTTP {
+						c.Path = "/ok"
+					} else {
+						c.Receive = "hello"
+					}
+				})
+				p := trusting(t, &cfg, pki.roots)
+				ctx, cancel := context.WithTimeout(t.Context(), probeTimeout)
+				defer cancel()
+
+				want := tc.wantMsg
+				if tc.wantSuccess {
+					want = ck.okMsg
+				}
+				checkResult(t, p.Probe(ctx), tc.wantSuccess, want)
+			})
+		}
+	}
+}
+
+// trusting returns the prober of cfg, a secure tcp or http config with
+// tls_verify, made to verify against roots instead of the system's.
+//
+// NOTE: a test sets the roots in the built prober rather than through
+// SSL_CERT_FILE, which crypto/x509 reads once per process.
+func trusting(t *testing.T, cfg *messages.Config, roots *x509.CertPool) Prober {
+	t.Helper()
+	p := mustNew(t, cfg)
+	var tc *tls.Config
+	switch p := p.(type) {
+	case *tcpProber:
+		tc = p.tls
+	case *httpProber:
+		tc = p.client.Transport.(*http.Transport).TLSClientConfig
+	}
+	if tc == nil || tc.InsecureSkipVerify {
+		t.Fatalf("the prober of %v does not verify certificates", cfg)
+	}
+	tc.RootCAs = roots
+	return p
 }
 
 // helloTLS completes the server's TLS handshake and says hello.
