@@ -19,6 +19,13 @@ import (
 // DefaultMaxChecks is the default of ManagerConfig.MaxChecks.
 const DefaultMaxChecks = 250_000
 
+// ErrTooManyChecks is the reason of a config rejected because the manager
+// runs as many checks as ManagerConfig.MaxChecks allows.
+var ErrTooManyChecks = errors.New("too many checks")
+
+// maxLoggedIDs bounds the IDs one log line lists.
+const maxLoggedIDs = 20
+
 // DefaultNotifyInterval is how often the manager re-sends every check's
 // status, as Seesaw's -notify_interval.
 const DefaultNotifyInterval = 15 * time.Second
@@ -47,8 +54,9 @@ type ManagerConfig struct {
 	Jitter float64
 	// MaxChecks bounds the checks the manager runs. An update naming more
 	// keeps the checks already running, then the new ones in the update's
-	// order, up to the bound; the rest are rejected, counted and logged.
-	// Default 250,000.
+	// order, up to the bound; the rest are rejected one by one (each with
+	// ErrTooManyChecks, answered to an update's sender), counted and
+	// logged. Default 250,000.
 	MaxChecks int
 	// NewProber builds a check's prober. Default: ProbeOptions.New; tests
 	// and fault injection substitute their own.
@@ -96,7 +104,8 @@ func DefaultManagerConfig() ManagerConfig {
 
 // manager owns one check actor per configured ID and the notifier.
 //
-// It accepts *messages.UpdateConfigs (the complete desired set) and
+// It accepts *messages.UpdateConfigs (the complete desired set), which it
+// answers with *configsApplied when it has a sender, and
 // *messages.RequestStatus, which it answers with *messages.StatusResponse.
 // It sends *updateCheck to checks and, every NotifyInterval, a
 // *messages.NotificationBatch of every known status to the notifier.
@@ -273,11 +282,19 @@ func (m *manager) handleStarted(c actor.Context) {
 	m.armNotify(c)
 }
 
+// configsApplied answers an update that has a sender: Rejected lists the
+// configs the manager rejected itself, such as those over MaxChecks, each
+// naming its ID.
+type configsApplied struct {
+	Rejected []*messages.ConfigError
+}
+
 func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 	if m.draining {
+		m.answerUpdate(c, nil)
 		return
 	}
-	configs := m.bounded(msg.Configs)
+	configs, over := m.bounded(msg.Configs)
 	desired := make(map[uint64]bool, len(configs))
 	var added, updated, unchanged int
 	for _, cfg := range configs {
@@ -304,30 +321,53 @@ func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 	removed := m.removeUndesired(c, desired)
 	m.log.Info().Int("added", added).Int("updated", updated).
 		Int("unchanged", unchanged).Int("removed", removed).
-		Int("rejected", len(msg.Rejected)).Int("checks", len(m.records)).
-		Msg("configs_applied")
+		Int("rejected", len(msg.Rejected)+len(over)).
+		Int("checks", len(m.records)).Msg("configs_applied")
+	m.answerUpdate(c, over)
 }
 
-// bounded returns configs cut to MaxChecks: the running checks' configs
-// first, then new ones in order.
-func (m *manager) bounded(configs []messages.Config) []messages.Config {
-	if len(configs) <= m.cfg.MaxChecks {
-		return configs
+// answerUpdate tells an update's sender, if any, which configs the
+// manager rejected.
+func (m *manager) answerUpdate(c actor.Context, rejected []*messages.ConfigError) {
+	if c.Sender() != nil {
+		c.Respond(&configsApplied{Rejected: rejected})
 	}
+}
+
+// bounded returns configs cut to MaxChecks, the running checks' configs
+// first, then new ones in order, and an error for each config cut.
+func (m *manager) bounded(configs []messages.Config) (
+	[]messages.Config, []*messages.ConfigError) {
+	if len(configs) <= m.cfg.MaxChecks {
+		return configs, nil
+	}
+	reason := fmt.Errorf("%w: over the limit of %d (-max_checks); not applied",
+		ErrTooManyChecks, m.cfg.MaxChecks)
 	kept := make([]messages.Config, 0, m.cfg.MaxChecks)
+	var over []*messages.ConfigError
 	for _, running := range []bool{true, false} {
-		for _, cfg := range configs {
-			_, ok := m.records[cfg.ID]
-			if ok == running && len(kept) < m.cfg.MaxChecks {
-				kept = append(kept, cfg)
+		for i, cfg := range configs {
+			if _, ok := m.records[cfg.ID]; ok != running {
+				continue
 			}
+			if len(kept) < m.cfg.MaxChecks {
+				kept = append(kept, cfg)
+				continue
+			}
+			over = append(over, &messages.ConfigError{
+				Index: i, ID: cfg.ID, HasID: true, Err: reason,
+			})
 		}
 	}
-	dropped := len(configs) - len(kept)
-	m.cfg.Telemetry.configsOverLimit(dropped)
+	m.cfg.Telemetry.configsOverLimit(len(over))
+	ids := make([]uint64, 0, min(len(over), maxLoggedIDs))
+	for _, ce := range over[:cap(ids)] {
+		ids = append(ids, ce.ID)
+	}
 	m.log.Error().Int("configs", len(configs)).Int("max_checks", m.cfg.MaxChecks).
-		Int("rejected", dropped).Msg("too_many_checks")
-	return kept
+		Int("rejected", len(over)).Uints64("rejected_ids", ids).
+		Msg("too_many_checks")
+	return kept, over
 }
 
 func (m *manager) add(c actor.Context, cfg messages.Config) {

@@ -1,8 +1,10 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -307,4 +309,36 @@ func TestManagerShutdownDrains(t *testing.T) {
 			10*time.Second).Result()
 		return err != nil
 	})
+}
+
+func TestMaxChecksRejectsEachConfig(t *testing.T) {
+	h := newManagerHarness(t, func(c *ManagerConfig) { c.MaxChecks = 3 })
+	h.update(configs([]uint64{1, 2, 3}, time.Hour)...)
+
+	// The running checks keep their places; the new ones are cut.
+	update := &messages.UpdateConfigs{Configs: configs([]uint64{4, 1, 5, 2, 3}, time.Hour)}
+	res := h.ask(t, h.pid, update)
+	applied, ok := res.(*configsApplied)
+	if !ok {
+		t.Fatalf("answer = %#v, want *configsApplied", res)
+	}
+	var got []uint64
+	for _, ce := range applied.Rejected {
+		got = append(got, ce.ID)
+		e := messages.ErrorFor(ce)
+		want := fmt.Sprintf("config %d: too many checks: over the limit of 3 "+
+			"(-max_checks); not applied", ce.ID)
+		if e.Message != want || e.ID == nil || *e.ID != ce.ID {
+			t.Errorf("error = %q (id %v), want %q with its id", e.Message, e.ID, want)
+		}
+		if !errors.Is(ce, ErrTooManyChecks) {
+			t.Errorf("rejection %v is not ErrTooManyChecks", ce)
+		}
+	}
+	if want := []uint64{4, 5}; !slices.Equal(got, want) {
+		t.Errorf("rejected IDs = %v, want %v", got, want)
+	}
+	if got := len(h.statuses(t)); got != 3 {
+		t.Errorf("%d checks run, want 3", got)
+	}
 }

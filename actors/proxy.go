@@ -322,7 +322,7 @@ func (p *proxy) handleRequest(c actor.Context, r *clientRequest) {
 		for _, rej := range m.Rejected {
 			p.reject(cl, messages.ErrorFor(rej))
 		}
-		c.Send(p.manager, m)
+		p.applyConfigs(c, cl, m)
 	case *messages.RequestStatus:
 		p.requestStatus(c, cl, m)
 	case *messages.Shutdown:
@@ -347,6 +347,22 @@ func (p *proxy) requestStatus(c actor.Context, cl *client, m *messages.RequestSt
 			return
 		}
 		p.send(cl, res)
+	})
+}
+
+// applyConfigs sends a client's update to the manager, and answers the
+// client with an error naming its id for each config the manager rejects
+// itself, such as one over -max_checks.
+func (p *proxy) applyConfigs(c actor.Context, cl *client, m *messages.UpdateConfigs) {
+	f := c.RequestFuture(p.manager, m, statusTimeout)
+	c.ReenterAfter(f, func(res any, err error) {
+		applied, ok := res.(*configsApplied)
+		if err != nil || !ok || p.clients[cl.id] != cl {
+			return // The update went out; only its answer is lost.
+		}
+		for _, rej := range applied.Rejected {
+			p.reject(cl, messages.ErrorFor(rej))
+		}
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,19 @@ func TestConfigsPerMessageBound(t *testing.T) {
 	})
 }
 
+// idErrors returns the IDs of the error replies c received, from the
+// from-th line on, whose message contains part.
+func idErrors(c *client, from int, part string) []uint64 {
+	var out []uint64
+	for _, r := range c.got[from:] {
+		if e, ok := r.msg.(*messages.Error); ok && e.ID != nil &&
+			strings.Contains(e.Message, part) {
+			out = append(out, *e.ID)
+		}
+	}
+	return out
+}
+
 func TestMaxChecksBound(t *testing.T) {
 	srv := startServer(t, serverOptions{Tune: func(m *actors.ManagerConfig) {
 		m.MaxChecks = 3
@@ -96,15 +110,32 @@ func TestMaxChecksBound(t *testing.T) {
 	for id := range uint64(5) {
 		five = append(five, tcpConfig(id+1, backend.addr))
 	}
+	const bound = "too many checks: over the limit of 3 (-max_checks)"
+
+	// Each config over the bound gets an error naming it.
 	c.update(five...)
+	c.waitFor(waitTimeout, "an error for each config over the bound", func() bool {
+		return len(idErrors(c, 0, bound)) >= 2
+	})
+	if got := idErrors(c, 0, bound); !slices.Equal(got, []uint64{4, 5}) {
+		t.Errorf("configs refused = %v, want [4 5]", got)
+	}
 	st := c.waitStatus(waitTimeout, "three checks", func(st *messages.StatusResponse) bool {
 		return len(st.Statuses) == 3
 	})
 	if got := ids(st); got[0] != 1 || got[2] != 3 {
 		t.Errorf("checks run = %v, want the first three", got)
 	}
+
 	// The running checks keep their places when a later update is cut.
+	from := len(c.got)
 	c.update(append([]messages.Config{five[4]}, five[:3]...)...)
+	c.waitFor(waitTimeout, "the error for config 5", func() bool {
+		return len(idErrors(c, from, bound)) >= 1
+	})
+	if got := idErrors(c, from, bound); !slices.Equal(got, []uint64{5}) {
+		t.Errorf("configs refused = %v, want [5]", got)
+	}
 	c.waitStatus(waitTimeout, "the checks to run", func(st *messages.StatusResponse) bool {
 		got := ids(st)
 		return len(got) == 3 && got[0] == 1 && got[2] == 3
