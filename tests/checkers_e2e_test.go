@@ -12,14 +12,16 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/icmp"
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
-// TestCheckerTypesOverSocket configures the udp, radius, icmp and dns
-// (CNAME and TXT) checkers, and a udp check in DSR mode, over the socket in
+// TestCheckerTypesOverSocket configures the udp, radius, icmp, https,
+// http (with host and proxy) and dns (CNAME, TXT, AAAA, MX, NS, PTR and
+// SOA) checkers, and udp in DSR and tcp in TUN mode, over the socket in
 // one update_configs line written as an operator writes it, against
 // backends on loopback, and checks each check's first notification.
 func TestCheckerTypesOverSocket(t *testing.T) {
@@ -33,20 +35,25 @@ func TestCheckerTypesOverSocket(t *testing.T) {
 	closedUDP := closedUDPAddr(t)
 	rad := startRADIUSAuth(t, user, password, secret)
 	records := startRecordDNS(t)
+	web := startPathBackend(t)
+	tlsAddr := startTLSBackend(t)
+	tcpUp := startTCP(t, false)
 
-	// outcome is a first notification's state and what its message
-	// contains.
-	type outcome struct {
-		state messages.State
-		msg   []string
-	}
+	// A probe the machine cannot run fails with the reason given.
+	noMark := outcome{unhealthy, []string{
+		"setting SO_MARK 65536 needs CAP_NET_ADMIN",
+	}}
+	noICMP := outcome{unhealthy, []string{
+		"ICMP ping to host 127.0.0.1", "no ICMP socket available",
+	}}
 	tests := []struct {
 		name   string
 		fields string // the config's JSON fields beyond id, interval, timeout
 		want   outcome
-		// alt, if set, passes too: icmp needs a ping socket or
-		// CAP_NET_RAW, and a mark needs CAP_NET_ADMIN.
-		alt *outcome
+		// lacking, if set, says why this machine cannot run the probe
+		// (nil if it can), and the check must then report alt.
+		lacking func() error
+		alt     outcome
 	}{
 		{
 			name: "udp echo",
@@ -71,17 +78,27 @@ func TestCheckerTypesOverSocket(t *testing.T) {
 			name:   "udp port unreachable",
 			fields: udpFields(closedUDP) + `,"send":"hello"`,
 			want: outcome{unhealthy, []string{
-				"UDP check to " + closedUDP.String(), "connection refused",
+				"UDP check to " + closedUDP.String(),
+				"ICMP port unreachable (connection refused)",
 			}},
 		},
 		{
 			name: "udp dsr with a mark",
 			fields: udpFields(echo) + `,"send":"hello","receive":"hello",` +
 				`"mode":"dsr","mark":65536,"backend":"127.0.0.1"`,
-			want: outcome{healthy, []string{"UDP check to " + echo.String()}},
-			alt: &outcome{unhealthy, []string{
-				"setting SO_MARK 65536 needs CAP_NET_ADMIN",
+			want:    outcome{healthy, []string{"UDP check to " + echo.String()}},
+			lacking: markUnavailable,
+			alt:     noMark,
+		},
+		{
+			name: "tcp tun with a mark",
+			fields: tcpFields(tcpUp.addr) +
+				`,"mode":"tun","mark":65536,"backend":"127.0.0.1"`,
+			want: outcome{healthy, []string{
+				"TCP connect to " + tcpUp.addr.String(),
 			}},
+			lacking: markUnavailable,
+			alt:     noMark,
 		},
 		{
 			name:   "radius accept",
@@ -110,12 +127,41 @@ func TestCheckerTypesOverSocket(t *testing.T) {
 			}},
 		},
 		{
-			name:   "icmp loopback",
-			fields: `"checker_type":"icmp","ip":"127.0.0.1"`,
-			want:   outcome{healthy, []string{"ICMP ping to host 127.0.0.1"}},
-			alt: &outcome{unhealthy, []string{
-				"ICMP ping to host 127.0.0.1", "no ICMP socket available",
+			name:    "icmp loopback",
+			fields:  `"checker_type":"icmp","ip":"127.0.0.1"`,
+			want:    outcome{healthy, []string{"ICMP ping to host 127.0.0.1"}},
+			lacking: icmpUnavailable,
+			alt:     noICMP,
+		},
+		{
+			name: "https without verification",
+			fields: httpFields(tlsAddr, "/") +
+				`,"secure":true,"tls_verify":false,"response":"OK backend"`,
+			want: outcome{healthy, []string{
+				"HTTP GET to " + tlsAddr.String(), "got 200 OK",
 			}},
+		},
+		{
+			name: "http with host",
+			fields: httpFields(web.addr, "/vhost") +
+				fmt.Sprintf(`,"host":%q`, vhost),
+			want: outcome{healthy, []string{
+				"HTTP GET to " + web.addr.String(), "got 200 OK",
+			}},
+		},
+		{
+			name: "http with host and proxy",
+			fields: httpFields(web.addr, "/proxied") +
+				fmt.Sprintf(`,"host":%q,"proxy":true`, vhost),
+			want: outcome{healthy, []string{
+				"HTTP GET to " + web.addr.String(), "got 200 OK",
+			}},
+		},
+		{
+			name: "http with host, no proxy",
+			fields: httpFields(web.addr, "/proxied") +
+				fmt.Sprintf(`,"host":%q`, vhost),
+			want: outcome{unhealthy, []string{"got 421 Misdirected Request"}},
 		},
 		{
 			name: "dns cname",
@@ -146,6 +192,52 @@ func TestCheckerTypesOverSocket(t *testing.T) {
 			fields: dnsFields(records, "txt.example.test", "CNAME"),
 			want:   outcome{unhealthy, []string{"no CNAME answer"}},
 		},
+		{
+			name: "dns aaaa",
+			fields: dnsFields(records, "v6.example.test", "AAAA") +
+				`,"expected_ips":["2001:db8::10"]`,
+			want: outcome{healthy, []string{
+				"DNS v6.example.test. IN AAAA query to " + records.String(),
+				"received answer 2001:db8::10",
+			}},
+		},
+		{
+			name: "dns mx",
+			fields: dnsFields(records, "example.test", "MX") +
+				`,"expected_answers":["20 MX2.example.test"]`,
+			want: outcome{healthy, []string{
+				"received answer 20 mx2.example.test.",
+			}},
+		},
+		{
+			name: "dns ns",
+			fields: dnsFields(records, "example.test", "NS") +
+				`,"expected_answers":["ns1.example.test."]`,
+			want: outcome{healthy, []string{"received answer ns1.example.test."}},
+		},
+		{
+			name: "dns ptr",
+			fields: dnsFields(records, "10.2.0.192.in-addr.arpa", "PTR") +
+				`,"expected_answers":["host.example.test"]`,
+			want: outcome{healthy, []string{"received answer host.example.test."}},
+		},
+		{
+			name: "dns soa",
+			fields: dnsFields(records, "example.test", "SOA") +
+				`,"expected_answers":` +
+				`["ns1.example.test hostmaster.example.test 2026120401"]`,
+			want: outcome{healthy, []string{
+				"received answer ns1.example.test. hostmaster.example.test. " +
+					"2026120401 7200 900 1209600 300",
+			}},
+		},
+		{
+			name: "dns soa of another serial",
+			fields: dnsFields(records, "example.test", "SOA") +
+				`,"expected_answers":` +
+				`["ns1.example.test hostmaster.example.test 1"]`,
+			want: outcome{unhealthy, []string{"not expected"}},
+		},
 	}
 
 	var configs []string
@@ -171,35 +263,84 @@ func TestCheckerTypesOverSocket(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			st := first[uint64(i+1)].Status
 			t.Logf("%v: %s", st.State, st.Message)
-			got := tt.want
-			if tt.alt != nil && st.State == tt.alt.state {
-				got = *tt.alt
-			}
-			if st.State != got.state {
-				t.Errorf("state = %v, want %v (message %q)",
-					st.State, got.state, st.Message)
-			}
-			for _, want := range got.msg {
-				if !strings.Contains(st.Message, want) {
-					t.Errorf("message = %q, want it to contain %q", st.Message, want)
+			want := tt.want
+			if tt.lacking != nil {
+				if err := tt.lacking(); err != nil {
+					t.Logf("this machine cannot run the probe (%v): "+
+						"the check must say so", err)
+					want = tt.alt
 				}
 			}
-			wantSucc, wantFail := uint64(0), uint64(1)
-			if got.state == healthy {
-				wantSucc, wantFail = 1, 0
-			}
-			if st.Successes != wantSucc || st.Failures != wantFail {
-				t.Errorf("successes, failures = %d, %d; want %d, %d",
-					st.Successes, st.Failures, wantSucc, wantFail)
-			}
+			checkFirstStatus(t, st, want)
 		})
 	}
+}
+
+// outcome is a first notification's state and what its message
+// contains.
+type outcome struct {
+	state messages.State
+	msg   []string
+}
+
+// checkFirstStatus checks the status of a check's first notification
+// against want: its state, its message and its counts.
+func checkFirstStatus(t *testing.T, st messages.Status, want outcome) {
+	t.Helper()
+	if st.State != want.state {
+		t.Errorf("state = %v, want %v (message %q)",
+			st.State, want.state, st.Message)
+	}
+	for _, part := range want.msg {
+		if !strings.Contains(st.Message, part) {
+			t.Errorf("message = %q, want it to contain %q", st.Message, part)
+		}
+	}
+	wantSucc, wantFail := uint64(0), uint64(1)
+	if want.state == healthy {
+		wantSucc, wantFail = 1, 0
+	}
+	if st.Successes != wantSucc || st.Failures != wantFail {
+		t.Errorf("successes, failures = %d, %d; want %d, %d",
+			st.Successes, st.Failures, wantSucc, wantFail)
+	}
+}
+
+// icmpUnavailable says why this process can open no ICMP socket, as the
+// icmp prober needs, or returns nil if it can: an unprivileged ping
+// socket (net.ipv4.ping_group_range) or a raw one (CAP_NET_RAW).
+func icmpUnavailable() error {
+	c, pingErr := icmp.ListenPacket("udp4", "0.0.0.0")
+	if pingErr == nil {
+		c.Close()
+		return nil
+	}
+	c, rawErr := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+	if rawErr == nil {
+		c.Close()
+		return nil
+	}
+	return fmt.Errorf("no ICMP socket: ping socket: %v; raw socket: %v",
+		pingErr, rawErr)
 }
 
 // udpFields returns the JSON fields of a udp check of target.
 func udpFields(target netip.AddrPort) string {
 	return fmt.Sprintf(`"checker_type":"udp","ip":%q,"port":%d`,
 		target.Addr(), target.Port())
+}
+
+// tcpFields returns the JSON fields of a tcp check of target.
+func tcpFields(target netip.AddrPort) string {
+	return fmt.Sprintf(`"checker_type":"tcp","ip":%q,"port":%d`,
+		target.Addr(), target.Port())
+}
+
+// httpFields returns the JSON fields of an http check of target
+// requesting path.
+func httpFields(target netip.AddrPort, path string) string {
+	return fmt.Sprintf(`"checker_type":"http","ip":%q,"port":%d,"path":%q`,
+		target.Addr(), target.Port(), path)
 }
 
 // radiusFields returns the JSON fields of a radius check of target;
@@ -311,10 +452,36 @@ func startRADIUSAuth(t testing.TB, user, password, secret string) netip.AddrPort
 	return addrPort(t, pc.LocalAddr())
 }
 
-// startRecordDNS starts a DNS server on loopback UDP that answers
-// www.example.test with a CNAME to web.example.test, txt.example.test
-// with a TXT record in two strings, "v=spf1 " and "-all", and any other
-// question with no answer. It is shut down when the test ends.
+// recordZone is what startRecordDNS answers: the records of each name,
+// in canonical form, and type.
+var recordZone = map[dns.Question][]string{
+	recordQ("www.example.test.", dns.TypeCNAME): {"CNAME web.example.test."},
+	recordQ("txt.example.test.", dns.TypeTXT):   {`TXT "v=spf1 " "-all"`},
+	recordQ("v6.example.test.", dns.TypeAAAA):   {"AAAA 2001:db8::10"},
+	recordQ("example.test.", dns.TypeMX): {
+		"MX 10 mx1.example.test.", "MX 20 mx2.example.test.",
+	},
+	recordQ("example.test.", dns.TypeNS): {"NS ns1.example.test."},
+	recordQ("10.2.0.192.in-addr.arpa.", dns.TypePTR): {
+		"PTR host.example.test.",
+	},
+	recordQ("example.test.", dns.TypeSOA): {
+		"SOA ns1.example.test. hostmaster.example.test. " +
+			"2026120401 7200 900 1209600 300",
+	},
+}
+
+// recordQ returns the IN question for name and qtype.
+func recordQ(name string, qtype uint16) dns.Question {
+	return dns.Question{Name: name, Qtype: qtype, Qclass: dns.ClassINET}
+}
+
+// startRecordDNS starts a DNS server on loopback UDP that answers the
+// questions of recordZone (names compared case-insensitively) with its
+// records, among them a CNAME of www.example.test to web.example.test
+// and a TXT record of txt.example.test in two strings, "v=spf1 " and
+// "-all", and any other question with no answer. It is shut down when
+// the test ends.
 func startRecordDNS(t testing.TB) netip.AddrPort {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -324,21 +491,13 @@ func startRecordDNS(t testing.TB) netip.AddrPort {
 	handler := func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg).SetReply(r)
 		q := r.Question[0]
-		var rr string
-		switch {
-		case dns.CanonicalName(q.Name) == "www.example.test." &&
-			q.Qtype == dns.TypeCNAME:
-			rr = q.Name + " 60 IN CNAME web.example.test."
-		case dns.CanonicalName(q.Name) == "txt.example.test." &&
-			q.Qtype == dns.TypeTXT:
-			rr = q.Name + ` 60 IN TXT "v=spf1 " "-all"`
-		}
-		if rr != "" {
-			answer, err := dns.NewRR(rr)
+		key := recordQ(dns.CanonicalName(q.Name), q.Qtype)
+		for _, data := range recordZone[key] {
+			rr, err := dns.NewRR(q.Name + " 60 IN " + data)
 			if err != nil {
-				panic(fmt.Sprintf("bad test record %q: %v", rr, err))
+				panic(fmt.Sprintf("bad test record %q: %v", data, err))
 			}
-			m.Answer = append(m.Answer, answer)
+			m.Answer = append(m.Answer, rr)
 		}
 		w.WriteMsg(m)
 	}

@@ -15,8 +15,15 @@ import (
 // backends_test.go does not have: an HTTP server that counts by path,
 // HTTPS, UDP and RADIUS.
 
+// vhost is the virtual host a pathBackend serves /vhost and /proxied
+// for.
+const vhost = "www.example.test"
+
 // pathBackend is an HTTP server on loopback that counts requests by path
-// and answers 503 on /down and 200 with httpBody elsewhere.
+// and answers 503 on /down, and 200 with httpBody elsewhere but on two
+// paths that answer 421 Misdirected Request unless the request is right:
+// /vhost wants the Host header vhost, and /proxied also the request URI
+// in the absolute form a client sends a proxy, http://<vhost>/proxied.
 type pathBackend struct {
 	addr netip.AddrPort
 
@@ -32,14 +39,31 @@ func startPathBackend(t testing.TB) *pathBackend {
 		b.mu.Lock()
 		b.counts[r.URL.Path]++
 		b.mu.Unlock()
-		if r.URL.Path == "/down" {
-			w.WriteHeader(http.StatusServiceUnavailable)
+		if code := pathCode(r); code != http.StatusOK {
+			w.WriteHeader(code)
 		}
 		io.WriteString(w, httpBody)
 	}))
 	t.Cleanup(srv.Close)
 	b.addr = addrPort(t, srv.Listener.Addr())
 	return b
+}
+
+// pathCode returns the status code a pathBackend answers r with.
+func pathCode(r *http.Request) int {
+	switch r.URL.Path {
+	case "/down":
+		return http.StatusServiceUnavailable
+	case "/vhost":
+		if r.Host != vhost {
+			return http.StatusMisdirectedRequest
+		}
+	case "/proxied":
+		if r.Host != vhost || r.RequestURI != "http://"+vhost+"/proxied" {
+			return http.StatusMisdirectedRequest
+		}
+	}
+	return http.StatusOK
 }
 
 // count returns how many requests for path the backend answered.
