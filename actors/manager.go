@@ -134,8 +134,17 @@ type managerState struct {
 	pids     map[uint64]*actor.PID
 	stopping map[string]uint64
 
-	// root sends on behalf of the manager outside Receive.
+	// root sends on behalf of the manager outside Receive; self is the
+	// manager's PID.
 	root *actor.RootContext
+	self *actor.PID
+
+	// backoffs holds the restarts of crashed children not yet due;
+	// notifierCrashes counts the notifier's crashes in a row, the last at
+	// notifierCrashedAt.
+	backoffs          backoffs
+	notifierCrashes   int
+	notifierCrashedAt time.Time
 
 	// restorable holds the states read from the state file, until their
 	// checks are configured; saveTimer and saving drive the file's writes.
@@ -222,6 +231,8 @@ func (m *manager) Receive(c actor.Context) {
 		m.saveState(c, false)
 	case *saveDone:
 		m.saving = nil
+	case *restartDue:
+		m.handleRestartDue(msg)
 	case *messages.Shutdown:
 		m.handleShutdown(c)
 	case *messages.InjectFault:
@@ -236,6 +247,7 @@ func (m *manager) Receive(c actor.Context) {
 		m.handleStarted(c)
 	case *actor.Stopping, *actor.Restarting:
 		m.halting = true
+		m.backoffs.cancelAll()
 		m.stopNotifyTimer()
 		m.stopSaving()
 	case *actor.Stopped:
@@ -261,7 +273,7 @@ func (m *manager) handleStarted(c actor.Context) {
 	if err != nil {
 		panic(fmt.Errorf("spawn notifier: %w", err))
 	}
-	m.root = c.ActorSystem().Root
+	m.root, m.self = c.ActorSystem().Root, c.Self()
 	m.stopWorkers() // a restart's predecessor's
 	m.env = &checkEnv{
 		notifier:  notifier,
@@ -407,6 +419,7 @@ func (m *manager) removeUndesired(c actor.Context, desired map[uint64]bool) int 
 		if pid, ok := m.pids[id]; ok {
 			delete(m.pids, id)
 			m.stopping[pid.Id] = id
+			m.backoffs.cancel(pid.Id)
 			c.Stop(pid)
 		}
 	}
@@ -452,6 +465,7 @@ func (m *manager) handleShutdown(c actor.Context) {
 	for id, pid := range m.pids {
 		delete(m.pids, id)
 		m.stopping[pid.Id] = id
+		m.backoffs.cancel(pid.Id)
 		c.Stop(pid)
 	}
 	m.drainProgress(c)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
 
 	"github.com/lbhealth/hcsupervisor/messages"
 )
@@ -24,13 +25,22 @@ type managerHarness struct {
 
 func newManagerHarness(t *testing.T, tune func(*ManagerConfig)) *managerHarness {
 	t.Helper()
-	sys := testSystem(t)
+	return newLoggedHarness(t, testLogger(t), tune)
+}
+
+// newLoggedHarness is newManagerHarness with every log line, the actor
+// library's included, going to logger.
+func newLoggedHarness(t *testing.T, logger zerolog.Logger,
+	tune func(*ManagerConfig)) *managerHarness {
+	t.Helper()
+	sys := NewSystem(logger)
+	t.Cleanup(sys.Shutdown)
 	h := &managerHarness{sys: sys, sink: newSink(t, sys), probers: newFakeProbers()}
 	cfg := DefaultManagerConfig()
 	cfg.Sink = h.sink.pid
 	cfg.NewProber = h.probers.newProber
 	cfg.BatchDelay = 5 * time.Millisecond
-	cfg.Logger = testLogger(t)
+	cfg.Logger = logger
 	if tune != nil {
 		tune(&cfg)
 	}

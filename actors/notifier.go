@@ -100,9 +100,9 @@ func NewNotifier(cfg NotifierConfig) *actor.Props {
 		cfg.Stats = &NotifierStats{}
 	}
 	n := &notifier{
-		cfg:   cfg,
-		stats: cfg.Stats,
-		log:   cfg.Logger.With().Str("actor", "notifier").Logger(),
+		cfg:     cfg,
+		stats:   cfg.Stats,
+		log:     cfg.Logger.With().Str("actor", "notifier").Logger(),
 		index:   make(map[uint64]int),
 		changed: make(map[uint64]int64),
 	}

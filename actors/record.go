@@ -124,14 +124,17 @@ func (r *checkRecord) report() messages.CheckReport {
 	return rep
 }
 
-// addFault queues count faults of one kind.
-func (r *checkRecord) addFault(f messages.Fault, count int) {
+// addFault queues count faults of one kind, at most MaxFaultCount in all,
+// and returns how many it queued.
+func (r *checkRecord) addFault(f messages.Fault, count int) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.faults == nil {
 		r.faults = make(map[messages.Fault]int)
 	}
-	r.faults[f] = min(r.faults[f]+count, messages.MaxFaultCount)
+	before := r.faults[f]
+	r.faults[f] = min(before+count, messages.MaxFaultCount)
+	return r.faults[f] - before
 }
 
 // clearFaults drops every fault not yet suffered.

@@ -155,16 +155,21 @@ func (s *Service) Stop(ctx context.Context) error {
 }
 
 // supervisor is the service's root actor. It routes notification batches
-// from the manager to every edge and stops the tree in order.
+// from the manager to every edge, routes injected faults, and stops the
+// tree in order.
 //
-// It accepts *messages.NotificationBatch, and *drain to stop.
+// It accepts *messages.NotificationBatch, *messages.InjectFault, *drain to
+// stop, and its own *restartDue.
 type supervisor struct {
 	unexpected unexpected
 	cfg        ServiceConfig
 	svc        *Service
 	log        zerolog.Logger
+	self       *actor.PID
 	manager    *actor.PID
 	edges      []*actor.PID
+	// backoffs holds the restarts of crashed edges not yet due.
+	backoffs backoffs
 	// draining is set once the manager has been asked to stop.
 	draining bool
 }
@@ -192,11 +197,14 @@ func (s *supervisor) Receive(c actor.Context) {
 		s.handleTerminated(c, m)
 	case *messages.InjectFault:
 		s.routeFault(c, m)
+	case *restartDue:
+		s.handleRestartDue(m)
 	case *actor.Started:
 		s.handleStarted(c)
 	case *actor.Stopped:
 		close(s.svc.done)
 	case *actor.Stopping, *actor.Restarting:
+		s.backoffs.cancelAll()
 	default:
 		s.unexpected.log(s.log, m)
 	}
@@ -204,6 +212,7 @@ func (s *supervisor) Receive(c actor.Context) {
 
 func (s *supervisor) handleStarted(c actor.Context) {
 	s.log = s.cfg.Logger.With().Str("actor", "root").Logger()
+	s.self = c.Self()
 	mcfg := s.cfg.Manager
 	mcfg.Sink = c.Self()
 	manager, err := c.SpawnNamed(
@@ -230,7 +239,9 @@ func (s *supervisor) handleStarted(c actor.Context) {
 
 // routeFault forwards an injected fault to the actor it names: the
 // manager for checks, the notifier and itself, or an edge by name. The
-// target answers the original sender.
+// target answers the original sender. The manager counts the faults it
+// queues; the root counts those it hands an edge, which queues at most
+// maxSingletonCrashes of them.
 func (s *supervisor) routeFault(c actor.Context, f *messages.InjectFault) {
 	switch f.Actor {
 	case "", messages.ActorManager, messages.ActorNotifier:
@@ -241,6 +252,8 @@ func (s *supervisor) routeFault(c actor.Context, f *messages.InjectFault) {
 	default:
 		for _, e := range s.edges {
 			if e.Id == c.Self().Id+"/"+f.Actor {
+				s.cfg.Manager.FaultStats.countInjected(f.Fault,
+					min(f.Count, maxSingletonCrashes))
 				c.Forward(e)
 				return
 			}
@@ -253,12 +266,13 @@ func (s *supervisor) routeFault(c actor.Context, f *messages.InjectFault) {
 
 // HandleFailure makes the root its children's supervisor strategy. A
 // crashed manager resumes, keeping its children (a restart would stop
-// every check); a crashed edge restarts, after a backoff that grows with
-// its recent crashes. The reason is logged once, here.
+// every check), and counts as a resume, not a restart; a crashed edge
+// restarts, after a backoff that grows with its recent crashes. The
+// reason is logged once, here.
 func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 	child *actor.PID, rs *actor.RestartStatistics, reason, _ any) {
-	s.cfg.Manager.FaultStats.SingletonRestarts.Add(1)
 	if s.manager != nil && child.Equal(s.manager) {
+		s.cfg.Manager.FaultStats.ManagerResumes.Add(1)
 		s.log.Error().Str("child", child.Id).Str("reason", fmt.Sprint(reason)).
 			Msg("manager_crashed_resuming")
 		sup.ResumeChildren(child)
@@ -269,7 +283,16 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 		DefaultRestartBackoffMin, edgeMaxBackoff)
 	s.log.Error().Str("child", child.Id).Str("reason", fmt.Sprint(reason)).
 		Dur("restart_in", delay).Msg("edge_crashed_restarting")
-	time.AfterFunc(delay, func() { sup.RestartChildren(child) })
+	s.backoffs.schedule(s.svc.sys.Root, s.self, sup, child, delay)
+}
+
+// handleRestartDue restarts a crashed edge whose backoff is over, unless
+// the backoff was cancelled meanwhile.
+func (s *supervisor) handleRestartDue(r *restartDue) {
+	if sup, ok := s.backoffs.due(r); ok {
+		s.cfg.Manager.FaultStats.SingletonRestarts.Add(1)
+		sup.RestartChildren(r.child)
+	}
 }
 
 func (s *supervisor) handleDrain(c actor.Context) {
@@ -308,6 +331,7 @@ func (s *supervisor) handleTerminated(c actor.Context, m *actor.Terminated) {
 	for i, e := range s.edges {
 		if e.Equal(m.Who) {
 			s.edges = append(s.edges[:i], s.edges[i+1:]...)
+			s.backoffs.cancel(e.Id)
 			break
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/lbhealth/hcsupervisor/messages"
 )
 
 func TestServiceStopsWhenAChildDies(t *testing.T) {
@@ -49,5 +51,130 @@ func TestServiceStopsWhenAChildDies(t *testing.T) {
 		if err := svc.Stop(ctx); err != nil {
 			t.Errorf("Stop: %v", err)
 		}
+	}
+}
+
+// faultEdge is an edge that acknowledges injected faults and suffers
+// none.
+func faultEdge(name string) Edge {
+	return Edge{Name: name, Props: func(*actor.PID) *actor.Props {
+		return actor.PropsFromFunc(func(c actor.Context) {
+			if _, ok := c.Message().(*messages.InjectFault); ok {
+				c.Respond(&messages.Ack{Message: "ok"})
+			}
+		})
+	}}
+}
+
+// startTestService starts a service with fake probers, stats and the
+// given edges, stopped when the test ends.
+func startTestService(t *testing.T, stats *FaultStats, edges ...Edge) *Service {
+	t.Helper()
+	mcfg := DefaultManagerConfig()
+	mcfg.NewProber = newFakeProbers().newProber
+	mcfg.Logger = testLogger(t)
+	mcfg.FaultStats = stats
+	svc, err := Start(ServiceConfig{Manager: mcfg, Edges: edges, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := svc.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return svc
+}
+
+// injectVia sends f to the service's root, as the socket proxy does, and
+// fails the test unless it is acknowledged.
+func injectVia(t *testing.T, svc *Service, f *messages.InjectFault) {
+	t.Helper()
+	res, err := svc.System().Root.RequestFuture(svc.root, f, 10*time.Second).Result()
+	if _, ok := res.(*messages.Ack); err != nil || !ok {
+		t.Fatalf("inject %+v: %#v, %v; want an ack", f, res, err)
+	}
+}
+
+func TestInjectedFaultsCounted(t *testing.T) {
+	stats := &FaultStats{}
+	svc := startTestService(t, stats,
+		faultEdge(messages.ActorProxy), faultEdge(messages.ActorBridge))
+	svc.System().Root.Send(svc.Manager(), &messages.UpdateConfigs{
+		Configs: []messages.Config{tcpConfig(1, time.Hour)},
+	})
+
+	tests := []struct {
+		name  string
+		fault messages.InjectFault
+		want  uint64 // counted
+	}{
+		{
+			name:  "proxy, over the bound",
+			fault: messages.InjectFault{Actor: messages.ActorProxy, Count: 150},
+			want:  maxSingletonCrashes,
+		},
+		{
+			name:  "bridge",
+			fault: messages.InjectFault{Actor: messages.ActorBridge, Count: 3},
+			want:  3,
+		},
+		{
+			name:  "manager, over the bound",
+			fault: messages.InjectFault{Actor: messages.ActorManager, Count: 150},
+			want:  maxSingletonCrashes,
+		},
+		{
+			name:  "check",
+			fault: messages.InjectFault{ID: 1, Fault: messages.FaultError, Count: 5},
+			want:  5,
+		},
+		{
+			name: "check, over the bound",
+			fault: messages.InjectFault{ID: 1, Fault: messages.FaultError,
+				Count: messages.MaxFaultCount},
+			want: messages.MaxFaultCount - 5,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.fault
+			if f.Fault == "" {
+				f.Fault = messages.FaultPanic
+			}
+			before := stats.Injected(f.Fault)
+			injectVia(t, svc, &f)
+			if got := stats.Injected(f.Fault) - before; got != tt.want {
+				t.Errorf("counted %d injected faults, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestManagerCrashCountsAsResume(t *testing.T) {
+	stats := &FaultStats{}
+	svc := startTestService(t, stats)
+	injectVia(t, svc, &messages.InjectFault{
+		Actor: messages.ActorManager, Fault: messages.FaultPanic, Count: 1,
+	})
+	waitFor(t, "the manager's resume", func() bool {
+		return stats.ManagerResumes.Load() == 1
+	})
+	// The manager answers again.
+	if _, err := svc.System().Root.RequestFuture(svc.Manager(),
+		&messages.RequestStatus{}, 10*time.Second).Result(); err != nil {
+		t.Fatalf("status after the resume: %v", err)
+	}
+	if got := stats.SingletonRestarts.Load(); got != 0 {
+		t.Errorf("singleton restarts = %d, want 0: a resume is no restart", got)
+	}
+	k := svc.Telemetry().kind("manager")
+	if got := counterValue(t, k.restart); got != 0 {
+		t.Errorf("manager restarts measured = %v, want 0", got)
+	}
+	if got := counterValue(t, k.crashes); got != 1 {
+		t.Errorf("manager failures measured = %v, want 1", got)
 	}
 }

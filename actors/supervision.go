@@ -24,14 +24,29 @@ const (
 // Engine must not route to a backend nobody is checking.
 const crashLoopCrashes = 3
 
+// The notifier's restart backoff: the n-th crash in a row waits
+// notifierBackoffMin×2^(n-1), at most notifierBackoffMax, so that a
+// notifier crashing at start cannot spin. A crash more than
+// notifierCrashWindow after the one before starts the count again. The
+// notifier holds the pending notifications meanwhile, so the cap is low.
+const (
+	notifierBackoffMin  = 10 * time.Millisecond
+	notifierBackoffMax  = time.Second
+	notifierCrashWindow = 10 * time.Second
+)
+
 // FaultStats counts crashes, restarts and injected faults. Its fields are
 // safe to read concurrently.
 type FaultStats struct {
-	// CheckRestarts counts restarts of check actors.
+	// CheckRestarts counts restarts of check actors, when they happen
+	// (after their backoff).
 	CheckRestarts atomic.Uint64
-	// SingletonRestarts counts restarts of the manager, the notifier and
-	// the edges.
+	// SingletonRestarts counts restarts of the notifier and the edges,
+	// when they happen (after their backoff).
 	SingletonRestarts atomic.Uint64
+	// ManagerResumes counts crashes of the manager, which resumes rather
+	// than restarts.
+	ManagerResumes atomic.Uint64
 	// injected counts injected faults, indexed as messages.Faults.
 	injected [5]atomic.Uint64
 }
@@ -45,7 +60,7 @@ func (s *FaultStats) Injected(f messages.Fault) uint64 {
 }
 
 func (s *FaultStats) countInjected(f messages.Fault, n int) {
-	if i := slices.Index(messages.Faults, f); i >= 0 {
+	if i := slices.Index(messages.Faults, f); i >= 0 && n > 0 {
 		s.injected[i].Add(uint64(n))
 	}
 }
@@ -59,30 +74,107 @@ func restartBackoff(n int, lo, hi time.Duration) time.Duration {
 	return min(d, hi)
 }
 
+// restartDue says the backoff of a crashed child is over. Gen tells the
+// backoff it ends from later ones of a child with the same PID.
+type restartDue struct {
+	child *actor.PID
+	gen   uint64
+}
+
+// IgnoreDeadLetterLogging keeps a restartDue that outlives its supervisor
+// out of the dead-letter log.
+func (*restartDue) IgnoreDeadLetterLogging() {}
+
+// backoffs holds the restarts a supervisor has scheduled, by the child's
+// PID Id: each is a timer that sends the supervisor a *restartDue, so the
+// restart itself happens in the supervisor's Receive, and only if the
+// backoff is still pending then. The supervisor cancels a child's backoff
+// when it removes the child, and every backoff when it stops. It is used
+// on the supervisor's goroutine only.
+type backoffs struct {
+	gen     uint64
+	pending map[string]backoff
+}
+
+type backoff struct {
+	gen   uint64
+	timer *time.Timer
+	sup   actor.Supervisor
+}
+
+// schedule makes self restart child through sup after d, replacing any
+// backoff of child already pending.
+func (b *backoffs) schedule(root *actor.RootContext, self *actor.PID,
+	sup actor.Supervisor, child *actor.PID, d time.Duration) {
+	b.cancel(child.Id)
+	if b.pending == nil {
+		b.pending = make(map[string]backoff)
+	}
+	b.gen++
+	due := &restartDue{child: child, gen: b.gen}
+	b.pending[child.Id] = backoff{
+		gen:   b.gen,
+		timer: time.AfterFunc(d, func() { root.Send(self, due) }),
+		sup:   sup,
+	}
+}
+
+// due ends the backoff r names and returns the supervisor to restart its
+// child with, or false for a backoff cancelled or replaced since.
+func (b *backoffs) due(r *restartDue) (actor.Supervisor, bool) {
+	p, ok := b.pending[r.child.Id]
+	if !ok || p.gen != r.gen {
+		return nil, false
+	}
+	delete(b.pending, r.child.Id)
+	return p.sup, true
+}
+
+// isPending reports whether a backoff of the child with PID Id id is
+// pending.
+func (b *backoffs) isPending(id string) bool {
+	_, ok := b.pending[id]
+	return ok
+}
+
+// cancel drops the backoff of the child with PID Id id, if any.
+func (b *backoffs) cancel(id string) {
+	if p, ok := b.pending[id]; ok {
+		p.timer.Stop()
+		delete(b.pending, id)
+	}
+}
+
+// cancelAll drops every backoff.
+func (b *backoffs) cancelAll() {
+	for id := range b.pending {
+		b.cancel(id)
+	}
+}
+
 // HandleFailure makes the manager its children's supervisor strategy: a
 // crashed check restarts alone, with its record kept, after a backoff that
 // doubles with each crash in a row; a check that keeps crashing is
-// reported unhealthy with the crash's reason. A crashed notifier restarts
-// at once, keeping its batch. It runs on the manager's goroutine.
+// reported unhealthy with the crash's reason. A crashed notifier restarts,
+// keeping its batch, after a backoff of its own. Each crash's reason is
+// logged once, here. It runs on the manager's goroutine.
 func (m *manager) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 	child *actor.PID, _ *actor.RestartStatistics, reason, _ any) {
-	if m.env != nil && child.Equal(m.env.notifier) {
-		m.cfg.FaultStats.SingletonRestarts.Add(1)
-		m.log.Error().Str("reason", fmt.Sprint(reason)).Msg("notifier_crashed")
-		sup.RestartChildren(child)
+	if m.env != nil && child.Equal(m.env.notifier) && !m.halting {
+		m.notifierFailed(sup, child, reason)
 		return
 	}
 	id, ok := parseChildID(child.Id)
 	rec := m.records[id]
-	if !ok || rec == nil {
-		// A child being removed: let it go.
+	_, stopping := m.stopping[child.Id]
+	if !ok || rec == nil || stopping || m.draining || m.halting {
+		// A child being removed, or stopped with the manager: let it go.
 		sup.StopChildren(child)
 		return
 	}
 
 	crashes := rec.crashed()
 	delay := restartBackoff(crashes, m.cfg.RestartBackoffMin, m.cfg.RestartBackoffMax)
-	m.cfg.FaultStats.CheckRestarts.Add(1)
 	m.log.Warn().Uint64("id", id).Str("reason", fmt.Sprint(reason)).
 		Int("crashes_in_a_row", crashes).Dur("restart_in", delay).
 		Msg("check_crashed")
@@ -94,9 +186,37 @@ func (m *manager) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 			m.root.Send(m.env.notifier, &messages.CheckStatus{ID: id, Status: st})
 		}
 	}
-	// NOTE: the library's own backoff strategy also restarts from a
-	// timer; sending the restart is safe from any goroutine.
-	time.AfterFunc(delay, func() { sup.RestartChildren(child) })
+	m.backoffs.schedule(m.root, m.self, sup, child, delay)
+}
+
+// notifierFailed schedules the restart of the crashed notifier.
+func (m *manager) notifierFailed(sup actor.Supervisor, child *actor.PID, reason any) {
+	now := time.Now()
+	if now.Sub(m.notifierCrashedAt) > notifierCrashWindow {
+		m.notifierCrashes = 0
+	}
+	m.notifierCrashes++
+	m.notifierCrashedAt = now
+	delay := restartBackoff(m.notifierCrashes, notifierBackoffMin, notifierBackoffMax)
+	m.log.Error().Str("reason", fmt.Sprint(reason)).
+		Int("crashes_in_a_row", m.notifierCrashes).Dur("restart_in", delay).
+		Msg("notifier_crashed")
+	m.backoffs.schedule(m.root, m.self, sup, child, delay)
+}
+
+// handleRestartDue restarts a crashed child whose backoff is over, unless
+// the backoff was cancelled meanwhile.
+func (m *manager) handleRestartDue(r *restartDue) {
+	sup, ok := m.backoffs.due(r)
+	if !ok {
+		return
+	}
+	if m.env != nil && r.child.Equal(m.env.notifier) {
+		m.cfg.FaultStats.SingletonRestarts.Add(1)
+	} else {
+		m.cfg.FaultStats.CheckRestarts.Add(1)
+	}
+	sup.RestartChildren(r.child)
 }
 
 // handleInjectFault queues a fault for a check, or crashes the notifier or
@@ -104,6 +224,7 @@ func (m *manager) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 // *messages.Error.
 func (m *manager) handleInjectFault(c actor.Context, f *messages.InjectFault) {
 	var target *actor.PID
+	queued := min(f.Count, maxSingletonCrashes)
 	switch f.Actor {
 	case "":
 		rec := m.records[f.ID]
@@ -114,7 +235,7 @@ func (m *manager) handleInjectFault(c actor.Context, f *messages.InjectFault) {
 			})
 			return
 		}
-		rec.addFault(f.Fault, f.Count)
+		queued = rec.addFault(f.Fault, f.Count)
 	case messages.ActorNotifier:
 		target = m.env.notifier
 	case messages.ActorManager:
@@ -125,26 +246,35 @@ func (m *manager) handleInjectFault(c actor.Context, f *messages.InjectFault) {
 		})
 		return
 	}
-	m.cfg.FaultStats.countInjected(f.Fault, f.Count)
+	m.cfg.FaultStats.countInjected(f.Fault, queued)
 	m.log.Warn().Uint64("id", f.ID).Str("target_actor", f.Actor).
-		Str("fault", string(f.Fault)).Int("count", f.Count).Msg("fault_injected")
-	c.Respond(&messages.Ack{Message: describeFault(f)})
-	for range min(f.Count, maxSingletonCrashes) {
-		if target != nil {
-			c.Send(target, &messages.Crash{Reason: "injected fault: panic"})
-		}
+		Str("fault", string(f.Fault)).Int("count", f.Count).
+		Int("queued", queued).Msg("fault_injected")
+	c.Respond(&messages.Ack{Message: describeFault(f, queued)})
+	if target == nil {
+		return
+	}
+	for range queued {
+		c.Send(target, &messages.Crash{Reason: "injected fault: panic"})
 	}
 }
 
-// maxSingletonCrashes bounds the crashes queued for one singleton at once.
+// maxSingletonCrashes bounds the crashes queued for one singleton at once;
+// the edges queue as many (see supervisor.routeFault).
 const maxSingletonCrashes = 100
 
-func describeFault(f *messages.InjectFault) string {
+// describeFault says what an injection queued: queued of the f.Count
+// faults asked for, the rest being over a bound.
+func describeFault(f *messages.InjectFault, queued int) string {
 	target := fmt.Sprintf("check %d", f.ID)
 	if f.Actor != "" {
 		target = f.Actor
 	}
-	return fmt.Sprintf("injected %d× %s into %s", f.Count, f.Fault, target)
+	msg := fmt.Sprintf("injected %d× %s into %s", queued, f.Fault, target)
+	if queued < f.Count {
+		msg += fmt.Sprintf(" (%d asked; the rest are over the bound)", f.Count)
+	}
+	return msg
 }
 
 // handleClearFaults drops the faults not yet suffered and answers the
