@@ -107,14 +107,17 @@ func DefaultManagerConfig() ManagerConfig {
 // It accepts *messages.UpdateConfigs (the complete desired set), which it
 // answers with *configsApplied when it has a sender, and
 // *messages.RequestStatus, which it answers with *messages.StatusResponse.
-// It sends *updateCheck to checks and, every NotifyInterval, a
-// *messages.NotificationBatch of every known status to the notifier.
+// It sends *updateCheck to checks and, every NotifyInterval, every known
+// status to the notifier in *messages.NotificationBatch slices spread
+// over the interval.
 //
 // Its state lives in a managerState that survives a restart of the
 // manager, so a restarted manager starts its checks again as they were.
 type manager struct {
 	*managerState
 	notifyTimer *time.Timer
+	// round is the periodic full status under way.
+	round periodicRound
 }
 
 // managerState is the manager's desired and actual state.
@@ -568,30 +571,42 @@ func cmpUint64(a, b uint64) int {
 	return 0
 }
 
-// handleNotifyTick sends every check's status to the notifier, except
-// those of checks that have not finished a probe yet: an Unknown would
-// take a healthy backend out of service after a restart (Seesaw does so).
+// handleNotifyTick sends the next slice of the periodic full status to
+// the notifier, starting a round over every check when the last one is
+// done (periodic.go). It leaves out checks that have not finished a probe
+// yet: an Unknown would take a healthy backend out of service after a
+// restart (Seesaw does so).
 func (m *manager) handleNotifyTick(c actor.Context) {
+	if m.round.done() {
+		m.round = newPeriodicRound(m.records, m.cfg.NotifyInterval)
+	}
 	now := time.Now()
 	var batch []messages.CheckStatus
-	for id, rec := range m.records {
+	for _, id := range m.round.take() {
+		rec, ok := m.records[id]
+		if !ok {
+			continue // removed during the round
+		}
 		if st, ok := rec.periodic(now); ok {
 			batch = append(batch, messages.CheckStatus{ID: id, Status: st})
 		}
 	}
 	if len(batch) > 0 {
-		slices.SortFunc(batch, func(a, b messages.CheckStatus) int {
-			return cmpUint64(a.ID, b.ID)
-		})
 		c.Send(m.env.notifier, &messages.NotificationBatch{Notifications: batch,
 			Periodic: true})
 	}
-	m.armNotify(c)
+	m.armNotifyIn(c, m.round.gap)
 }
 
+// armNotify plans the first slice of the periodic full status one notify
+// interval from now.
 func (m *manager) armNotify(c actor.Context) {
+	m.armNotifyIn(c, m.cfg.NotifyInterval)
+}
+
+func (m *manager) armNotifyIn(c actor.Context, d time.Duration) {
 	self, root := c.Self(), c.ActorSystem().Root
-	m.notifyTimer = time.AfterFunc(m.cfg.NotifyInterval, func() {
+	m.notifyTimer = time.AfterFunc(d, func() {
 		root.Send(self, &notifyTick{})
 	})
 }

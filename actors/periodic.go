@@ -1,0 +1,65 @@
+package actors
+
+import (
+	"maps"
+	"slices"
+	"time"
+)
+
+// The periodic full status is sent in slices spread over the notify
+// interval, so that a large set of checks does not leave at once: at
+// 100,000 checks one burst every 15s held a core for long enough that
+// probes started up to a second late (README, Performance).
+const (
+	// periodicSliceChecks is the most statuses one slice aims to hold.
+	periodicSliceChecks = 2000
+	// periodicMinGap is the shortest wait between two slices.
+	periodicMinGap = 100 * time.Millisecond
+)
+
+// periodicRound is one round of the periodic full status: the IDs of the
+// checks configured when it began, in ascending order, taken a slice at a
+// time. Every check configured for a whole round is in it once; a check
+// added during a round waits for the next (its first result is a state
+// change, sent at once anyway). The zero value is a finished round.
+type periodicRound struct {
+	ids []uint64
+	// next is the index of the first ID not yet taken.
+	next int
+	// size is the IDs a slice takes; gap is the wait between slices.
+	size int
+	gap  time.Duration
+}
+
+// newPeriodicRound starts a round over the keys of records, spread over
+// interval.
+func newPeriodicRound[V any](records map[uint64]V,
+	interval time.Duration) periodicRound {
+	ids := slices.Sorted(maps.Keys(records))
+	n := periodicSlices(len(ids), interval)
+	return periodicRound{
+		ids:  ids,
+		size: max(1, (len(ids)+n-1)/n),
+		gap:  interval / time.Duration(n),
+	}
+}
+
+// periodicSlices is how many slices a round of n checks takes: enough to
+// keep each under periodicSliceChecks, as long as the slices stay
+// periodicMinGap apart within interval; always at least one.
+func periodicSlices(n int, interval time.Duration) int {
+	want := (n + periodicSliceChecks - 1) / periodicSliceChecks
+	most := int(interval / periodicMinGap)
+	return max(1, min(want, most))
+}
+
+// done reports whether every ID of the round has been taken.
+func (r *periodicRound) done() bool { return r.next >= len(r.ids) }
+
+// take returns the next slice of IDs.
+func (r *periodicRound) take() []uint64 {
+	end := min(r.next+r.size, len(r.ids))
+	s := r.ids[r.next:end]
+	r.next = end
+	return s
+}
