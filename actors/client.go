@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/user"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -202,23 +199,6 @@ func peerUID(conn net.Conn) (uint32, bool) {
 		}
 	})
 	return uid, found
-}
-
-// chownGroup gives the named group (or numeric group ID) ownership of
-// path.
-func chownGroup(path, group string) error {
-	gid, err := strconv.Atoi(group)
-	if err != nil {
-		g, lerr := user.LookupGroup(group)
-		if lerr != nil {
-			return fmt.Errorf("-socket_group: %w", lerr)
-		}
-		gid, _ = strconv.Atoi(g.Gid)
-	}
-	if err := os.Chown(path, -1, gid); err != nil {
-		return fmt.Errorf("-socket_group: %w", err)
-	}
-	return nil
 }
 
 // peerFields logs the peer's credentials where the kernel reports them.

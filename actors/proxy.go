@@ -34,7 +34,8 @@ type ProxyConfig struct {
 	// Path is the unix socket's path. A stale socket file is replaced; one
 	// that a live server answers on is an error.
 	Path string
-	// Mode is the socket file's permission bits. Default 0600.
+	// Mode is the socket file's permission bits. Default 0600. The
+	// socket is never reachable with other bits (or another group).
 	Mode os.FileMode
 	// MaxLineBytes bounds one line from a client; a longer line is
 	// discarded with an error reply. Default 16 MiB.
@@ -131,7 +132,7 @@ type proxyState struct {
 	unexpected unexpected
 	cfg        ProxyConfig
 	log        zerolog.Logger
-	ln         *net.UnixListener
+	ln         *socketListener
 	manager    *actor.PID
 
 	clients map[uint64]*client
@@ -197,38 +198,6 @@ func ListenProxy(cfg ProxyConfig) (Edge, error) {
 		})
 	}
 	return Edge{Name: "proxy", Props: props, Close: ln.Close}, nil
-}
-
-// listenUnix listens on path with the given mode, replacing a stale socket
-// file but never one a live server answers on.
-func listenUnix(path string, mode os.FileMode, group string) (*net.UnixListener, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("listen %s: exists and is not a socket", path)
-		}
-		if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			conn.Close()
-			return nil, fmt.Errorf("listen %s: another server is using it", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("listen %s: removing stale socket: %w", path, err)
-		}
-	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", path, err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("listen %s: setting mode %v: %w", path, mode, err)
-	}
-	if group != "" {
-		if err := chownGroup(path, group); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("listen %s: %w", path, err)
-		}
-	}
-	return ln, nil
 }
 
 // Receive handles one message.
