@@ -105,7 +105,7 @@ func DefaultManagerConfig() ManagerConfig {
 // manager owns one check actor per configured ID and the notifier.
 //
 // It accepts *messages.UpdateConfigs (the complete desired set), which it
-// answers with *configsApplied when it has a sender, and
+// answers with *messages.ConfigsApplied when it has a sender, and
 // *messages.RequestStatus, which it answers with *messages.StatusResponse.
 // It sends *updateCheck to checks and, every NotifyInterval, every known
 // status to the notifier in *messages.NotificationBatch slices spread
@@ -297,12 +297,8 @@ func (m *manager) handleStarted(c actor.Context) {
 	m.armNotify(c)
 }
 
-// configsApplied answers an update that has a sender: Rejected lists the
-// configs the manager rejected itself, such as those over MaxChecks, each
-// naming its ID.
-type configsApplied struct {
-	Rejected []*messages.ConfigError
-}
+// configsApplied is the manager's answer to an update that has a sender.
+type configsApplied = messages.ConfigsApplied
 
 func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 	if m.draining {

@@ -70,9 +70,11 @@ type EdgeStats struct {
 	// LastFetch is the Unix time in nanoseconds of the last good fetch.
 	LastFetch atomic.Int64
 	// LastApplied is the Unix time in nanoseconds when the manager last
-	// confirmed that it had handled the config sets the bridge sent it;
+	// confirmed that it had applied a config set the bridge sent it;
 	// zero until the first confirmation. It follows LastFetch, later by
 	// the manager's delay, and stops while the manager does not answer.
+	// In the split deployment the link stands in for the manager and
+	// confirms nothing, so it stays zero there.
 	LastApplied atomic.Int64
 	// Unreachable is true while MaxFailures or more calls in a row failed.
 	Unreachable atomic.Bool
@@ -104,10 +106,8 @@ func (cfg *EdgeConfig) applyDefaults() {
 // link to the server's socket in the split deployment.
 //
 // The bridge fetches configs from the Engine every FetchInterval and sends
-// them to the manager as *messages.UpdateConfigs, each followed by a
-// *messages.RequestStatus whose answer, *messages.StatusResponse or
-// *messages.Error, confirms that the manager handled the set
-// (EdgeStats.LastApplied) or says why not. It accepts
+// them to the manager as *messages.UpdateConfigs requests; the manager's
+// *messages.ConfigsApplied answer sets EdgeStats.LastApplied. It accepts
 // *messages.NotificationBatch and tells the Engine with HealthState
 // calls, one at a time; statuses that wait coalesce to the newest per
 // check, so a long Engine outage loses nothing but superseded states. It
@@ -138,9 +138,6 @@ type edge struct {
 
 	fetchTimer *timer
 	fetching   *call
-	// confirming is set while the manager has not answered the request
-	// that confirms a config set, so that one such request waits at most.
-	confirming bool
 
 	pending   *statusQueue
 	sending   *call
@@ -210,12 +207,10 @@ func (e *edge) Receive(c actor.Context) {
 		e.handleSendDue(m)
 	case *sent:
 		e.handleSent(c, m)
-	case *messages.StatusResponse:
-		e.handleConfirmed(true, "")
-	case *messages.Error:
-		e.handleConfirmed(false, m.Message)
+	case *messages.ConfigsApplied:
+		e.handleApplied(m)
 	case *actor.DeadLetterResponse:
-		e.handleConfirmed(false, "manager gone")
+		e.log.Warn().Msg("configs_not_applied_manager_gone")
 	case *actor.Started:
 		// After a restart, the statuses of the halted call wait in
 		// pending: send them at once.
@@ -339,40 +334,18 @@ func (e *edge) handleFetched(c actor.Context, m *fetched) {
 	}
 	e.log.Debug().Int("configs", len(configs)).Int("skipped", len(rejected)).
 		Msg("configs_fetched")
-	c.Send(e.manager, update)
-	e.confirmApplied(c)
+	c.Request(e.manager, update)
 	e.armFetch(e.cfg.FetchInterval)
 }
 
-// confirmApplied asks the manager for every status after a config set:
-// the manager handles its messages in order, so its answer means that it
-// handled the set, and handleConfirmed records the moment. One request
-// waits at most; a set sent meanwhile is confirmed by the next fetch's.
-//
-// NOTE: the shared vocabulary has no acknowledgement of
-// *messages.UpdateConfigs, nor has the server's socket, so the status
-// request stands in for one, at the cost of one status of every check
-// per fetch. It has no timeout: the manager answers
-// every request it receives, and the link answers with *messages.Error
-// when the server fails it or the connection is lost; so no request of a
-// timed-out asker waits in the link for a server that is down.
-func (e *edge) confirmApplied(c actor.Context) {
-	if e.confirming {
-		return
-	}
-	e.confirming = true
-	c.Request(e.manager, &messages.RequestStatus{})
-}
-
-// handleConfirmed takes the manager's answer to confirmApplied's request:
-// a status response, or why there is none.
-func (e *edge) handleConfirmed(applied bool, why string) {
-	e.confirming = false
-	if !applied {
-		e.log.Warn().Str("reason", why).Msg("configs_not_confirmed")
-		return
-	}
+// handleApplied records that the manager applied a config set, and logs
+// the configs it rejected itself (it names them to the log as well).
+func (e *edge) handleApplied(m *messages.ConfigsApplied) {
 	e.cfg.Stats.LastApplied.Store(time.Now().UnixNano())
+	if len(m.Rejected) > 0 {
+		e.log.Warn().Int("rejected", len(m.Rejected)).
+			Str("first", m.Rejected[0].Error()).Msg("configs_rejected_by_manager")
+	}
 }
 
 // send starts a HealthState call with the oldest pending statuses, unless

@@ -13,6 +13,14 @@ type UpdateConfigs struct {
 	Rejected []*ConfigError
 }
 
+// ConfigsApplied answers an UpdateConfigs that has a sender, once the
+// manager has applied it. Rejected lists the configs the manager rejected
+// itself, such as those over its bound on checks, each naming its ID.
+// It is not sent on the socket.
+type ConfigsApplied struct {
+	Rejected []*ConfigError
+}
+
 // RequestStatus asks the manager for the status of every check. The
 // manager responds to the sender with a StatusResponse.
 type RequestStatus struct{}
