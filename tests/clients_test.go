@@ -1,17 +1,27 @@
 package tests
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
+	"os/user"
+	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/lbhealth/hcsupervisor/actors"
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
@@ -213,5 +223,190 @@ func TestStopFlushesPendingNotifications(t *testing.T) {
 	}
 	if n.Status.State != healthy {
 		t.Errorf("flushed notification: state %v, want healthy", n.Status.State)
+	}
+}
+
+// Foreign user and group IDs of the credential tests: no account needs
+// to exist for them.
+const (
+	allowedUID = 4242
+	otherUID   = 4343
+	socketGID  = 4545
+	otherGID   = 4747
+)
+
+// needRoot skips a test that changes a thread's credentials.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to connect as another user")
+	}
+}
+
+// openToOthers lets every user reach the socket at path through its
+// directory, so that only the socket's own mode, group and the server
+// decide who may connect.
+func openToOthers(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Chmod(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dialAs connects to the socket at path from a thread whose effective
+// user and group IDs are uid and gid, and returns the first line the
+// server sends, or the error of connecting or reading.
+func dialAs(t *testing.T, path string, uid, gid int) (string, error) {
+	t.Helper()
+	type result struct {
+		line string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// NOTE: raw setresuid and setresgid change the calling thread's
+		// credentials alone (syscall.Setuid changes every thread's), and
+		// the kernel takes a connection's peer credentials from the
+		// connecting thread. The thread is restored before it is
+		// unlocked; if it cannot be, it ends with this goroutine.
+		runtime.LockOSThread()
+		if err := setThreadIDs(uid, gid); err != nil {
+			done <- result{err: fmt.Errorf("becoming %d:%d: %w", uid, gid, err)}
+			return
+		}
+		line, err := firstLine(path)
+		if setThreadIDs(0, 0) == nil {
+			runtime.UnlockOSThread()
+		}
+		done <- result{line, err}
+	}()
+	select {
+	case r := <-done:
+		return r.line, r.err
+	case <-time.After(2 * waitTimeout):
+		t.Fatalf("connecting as %d:%d did not end within %v", uid, gid, 2*waitTimeout)
+		return "", nil
+	}
+}
+
+// setThreadIDs sets the calling thread's effective group and user IDs;
+// back to root, the user goes first.
+func setThreadIDs(uid, gid int) error {
+	keep := ^uintptr(0) // -1: leave this ID as it is
+	calls := []struct {
+		nr, id uintptr
+	}{{syscall.SYS_SETRESGID, uintptr(gid)}, {syscall.SYS_SETRESUID, uintptr(uid)}}
+	if uid == 0 {
+		calls[0], calls[1] = calls[1], calls[0]
+	}
+	for _, c := range calls {
+		if _, _, errno := syscall.RawSyscall(c.nr, keep, c.id, keep); errno != 0 {
+			return errno
+		}
+	}
+	return nil
+}
+
+// firstLine dials path and reads one line.
+func firstLine(path string) (string, error) {
+	conn, err := net.DialTimeout("unix", path, waitTimeout)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(waitTimeout))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	return strings.TrimSuffix(line, "\n"), err
+}
+
+// TestAllowUID connects as users the server lets in and as one it does
+// not: the refused one is told why, counted and logged with its
+// credentials; every connection is logged with the peer's.
+func TestAllowUID(t *testing.T) {
+	needRoot(t)
+	logs := &logBuffer{}
+	srv := startServer(t, serverOptions{TuneProxy: func(c *actors.ProxyConfig) {
+		c.Mode = 0o666
+		c.AllowUIDs = []uint32{allowedUID}
+		c.Logger = zerolog.New(logs)
+	}})
+	openToOthers(t, srv.path)
+	pid := fmt.Sprintf(`"peer_pid":%d`, os.Getpid())
+
+	tests := []struct {
+		name      string
+		uid       int
+		wantLine  string
+		wantLog   string
+		wantCount uint64 // refusals so far
+	}{
+		{"an allowed user", allowedUID, `"type":"ready"`, "client_connected", 0},
+		{"another user", otherUID,
+			fmt.Sprintf("user %d may not connect (-allow_uid)", otherUID),
+			"client_refused", 1},
+		{"the server's own user", os.Getuid(), `"type":"ready"`,
+			"client_connected", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			line, err := dialAs(t, srv.path, tt.uid, os.Getgid())
+			if err != nil {
+				t.Fatalf("connecting as %d: %v", tt.uid, err)
+			}
+			if !strings.Contains(line, tt.wantLine) {
+				t.Errorf("first line = %s, want it to contain %q", line, tt.wantLine)
+			}
+			if got := srv.stats.Refused.Load(); got != tt.wantCount {
+				t.Errorf("refused = %d, want %d", got, tt.wantCount)
+			}
+			uid := fmt.Sprintf(`"peer_uid":%d`, tt.uid)
+			eventually(t, waitTimeout, "the peer's log line", func() bool {
+				return len(logs.lines(tt.wantLog, pid, uid)) > 0
+			})
+		})
+	}
+}
+
+// TestSocketGroup gives the socket to a group, by ID and by name: the
+// group's members may connect, other users may not.
+func TestSocketGroup(t *testing.T) {
+	needRoot(t)
+	groups := []struct{ name, group string }{
+		{"by ID", strconv.Itoa(socketGID)},
+	}
+	if g, err := user.LookupGroupId("65534"); err == nil {
+		groups = append(groups, struct{ name, group string }{"by name", g.Name})
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			srv := startServer(t, serverOptions{TuneProxy: func(c *actors.ProxyConfig) {
+				c.Mode = 0o660
+				c.Group = g.group
+			}})
+			openToOthers(t, srv.path)
+			gid := socketGID
+			if g.name == "by name" {
+				gid = 65534
+			}
+			fi, err := os.Lstat(srv.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode().Perm(); got != 0o660 {
+				t.Errorf("socket mode = %v, want 0660", got)
+			}
+			if got := fi.Sys().(*syscall.Stat_t).Gid; int(got) != gid {
+				t.Errorf("socket group = %d, want %d", got, gid)
+			}
+
+			line, err := dialAs(t, srv.path, otherUID, gid)
+			if err != nil || !strings.Contains(line, `"type":"ready"`) {
+				t.Errorf("a member of the group: %q, %v; want a ready line", line, err)
+			}
+			_, err = dialAs(t, srv.path, otherUID, otherGID)
+			if !errors.Is(err, syscall.EACCES) {
+				t.Errorf("a user outside the group: %v, want permission denied", err)
+			}
+		})
 	}
 }
