@@ -196,8 +196,9 @@ func newStatsCollector(stats OperatorStats) *statsCollector {
 		client: prometheus.NewDesc("hc_proxy_clients",
 			"Socket clients connected.", nil, nil),
 		restarts: prometheus.NewDesc("hc_supervisor_restarts_total",
-			"Restarts ordered by the tree's supervisors, of checks and of "+
-				"singletons.", []string{"kind"}, nil),
+			"Restarts ordered by the tree's supervisors: of checks, of "+
+				"singletons, and resumes of the manager (kind manager).",
+			[]string{"kind"}, nil),
 		injected: prometheus.NewDesc("hc_faults_injected_total",
 			"Faults injected, by kind.", []string{"fault"}, nil),
 	}
@@ -228,6 +229,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 			float64(f.CheckRestarts.Load()), "check")
 		ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue,
 			float64(f.SingletonRestarts.Load()), "singleton")
+		ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue,
+			float64(f.ManagerResumes.Load()), "manager")
 		for _, kind := range messages.Faults {
 			ch <- prometheus.MustNewConstMetric(c.injected, prometheus.CounterValue,
 				float64(f.Injected(kind)), string(kind))

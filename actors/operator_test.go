@@ -120,6 +120,8 @@ func TestOperatorHandler(t *testing.T) {
 		{name: "hc_checks", labels: []string{"state", "unknown"}, want: 0},
 		{name: "hc_proxy_clients", want: 0},
 		{name: "hc_supervisor_restarts_total", labels: []string{"kind", "check"}},
+		{name: "hc_supervisor_restarts_total", labels: []string{"kind", "singleton"}},
+		{name: "hc_supervisor_restarts_total", labels: []string{"kind", "manager"}},
 		{name: "hc_checks_configured", labels: []string{"checker", "tcp"}, want: 2},
 		{name: "hc_state_transitions_total", want: 1,
 			labels: []string{"from", "unknown", "to", "healthy"}},
