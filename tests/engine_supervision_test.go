@@ -1,10 +1,17 @@
 package tests
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/netip"
+	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,9 +81,80 @@ func TestBridgeCrashesLoseNothing(t *testing.T) {
 	waitEngine(t, sim, "the Engine to hold the truth", statesAre(want))
 }
 
+// stallBackend answers each line with "+PONG" until it is stalled; then
+// it holds new connections unanswered until it is released, when it
+// answers them too, as a backend too busy to reply for a while does.
+type stallBackend struct {
+	addr     netip.AddrPort
+	ln       net.Listener
+	stalled  atomic.Bool
+	released chan struct{}
+	release  func()
+	wg       sync.WaitGroup
+}
+
+// startStallBackend starts a stallBackend, answering; it is closed when
+// the test ends.
+func startStallBackend(t testing.TB) *stallBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	b := &stallBackend{
+		addr: addrPort(t, ln.Addr()), ln: ln, released: make(chan struct{}),
+	}
+	b.release = sync.OnceFunc(func() { close(b.released) })
+	b.wg.Go(b.accept)
+	t.Cleanup(func() {
+		b.release()
+		ln.Close()
+		b.wg.Wait()
+	})
+	return b
+}
+
+func (b *stallBackend) accept() {
+	for {
+		conn, err := b.ln.Accept()
+		if err != nil {
+			return
+		}
+		stalled := b.stalled.Load()
+		b.wg.Go(func() { b.serve(conn, stalled) })
+	}
+}
+
+func (b *stallBackend) serve(conn net.Conn, stalled bool) {
+	defer conn.Close()
+	if stalled {
+		<-b.released
+	}
+	conn.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := bufio.NewReader(conn).ReadString('\n'); err == nil {
+		io.WriteString(conn, "+PONG\r\n")
+	}
+}
+
+// stallCheck returns an Engine check of b whose probes wait a minute for
+// the answer: a stalled backend holds a probe for the whole test.
+func stallCheck(id uint64, b *stallBackend) enginesim.Check {
+	c := engineCheck("tcp", b.addr)
+	c.ID = id
+	c.Interval = 300 * time.Millisecond
+	c.Timeout = time.Minute
+	c.Send = "PING\r\n"
+	c.Receive = "+PONG"
+	return c
+}
+
 // TestWarmRestartEngineSeesNoTransition restarts a server of 1,000
-// healthy checks, with and without a state file: the Engine hears
-// nothing but "healthy" from the new server.
+// healthy checks while their backend stalls, so that no fresh probe can
+// finish for a while. With a state file, the new server has every check
+// healthy at once and the Engine hears nothing at all, not even when the
+// fresh probes confirm. Without one (the contrast that shows the stall
+// hides the truth), the checks are unknown until the backend answers,
+// and the Engine hears their first verdicts, every one healthy.
 func TestWarmRestartEngineSeesNoTransition(t *testing.T) {
 	for _, withFile := range []bool{true, false} {
 		name := "without state file"
@@ -84,14 +162,11 @@ func TestWarmRestartEngineSeesNoTransition(t *testing.T) {
 			name = "with state file"
 		}
 		t.Run(name, func(t *testing.T) {
-			backend := startTCP(t, false)
+			backend := startStallBackend(t)
 			sim, sock := startEngine(t)
 			var checks []enginesim.Check
 			for i := range 1000 {
-				c := engineCheck("tcp", backend.addr)
-				c.ID = uint64(i + 1)
-				c.Interval = 300 * time.Millisecond
-				checks = append(checks, c)
+				checks = append(checks, stallCheck(uint64(i+1), backend))
 			}
 			ids := setEngineChecks(t, sim, checks...)
 			healthy := make(map[uint64]messages.State)
@@ -110,26 +185,53 @@ func TestWarmRestartEngineSeesNoTransition(t *testing.T) {
 			if err := first.svc.Stop(ctx); err != nil {
 				t.Fatal(err)
 			}
+			if withFile {
+				if _, err := os.Stat(opts.StateFile); err != nil {
+					t.Fatalf("state file after the stop: %v", err)
+				}
+			}
 
+			backend.stalled.Store(true)
 			restartedAt := time.Now()
 			second := startInProcess(t, sock, opts)
-			second.waitTruth(t, "a fresh probe of every check",
+			want := messages.StateUnknown
+			if withFile {
+				want = messages.StateHealthy
+			}
+			truth := second.waitTruth(t, "the Engine's checks in the new server",
 				func(truth map[uint64]messages.Status) bool {
-					if len(truth) != len(ids) {
-						return false
-					}
+					return len(truth) == len(ids)
+				})
+			for id, st := range truth {
+				if st.State != want || st.LastCheck.After(restartedAt) {
+					t.Fatalf("check %d while no probe can finish: %v, last probe "+
+						"%v; want %v from before the restart at %v", id, st.State,
+						st.LastCheck, want, restartedAt)
+				}
+			}
+
+			backend.release()
+			second.waitTruth(t, "a fresh verdict of every check",
+				func(truth map[uint64]messages.Status) bool {
 					for _, st := range truth {
-						if st.LastCheck.Before(restartedAt) {
+						if st.State != messages.StateHealthy ||
+							st.LastCheck.Before(restartedAt) {
 							return false
 						}
 					}
 					return true
 				})
+			if !withFile {
+				waitEngine(t, sim, "the first verdicts", notifiedSince(restartedAt, ids...))
+			}
 			for _, r := range sim.Received() {
-				if r.At.After(restartedAt) &&
-					messages.State(r.Notification.Status.State) != messages.StateHealthy {
+				if !r.At.After(restartedAt) {
+					continue
+				}
+				st := messages.State(r.Notification.Status.State)
+				if withFile || st != messages.StateHealthy {
 					t.Fatalf("after the restart the Engine heard %d is %v",
-						r.Notification.Id, messages.State(r.Notification.Status.State))
+						r.Notification.Id, st)
 				}
 			}
 		})
