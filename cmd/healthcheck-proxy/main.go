@@ -127,7 +127,10 @@ func serve(cfg config, logger zerolog.Logger) error {
 	logger.Info().Str("engine", cfg.engineSocket).
 		Str("server", cfg.serverSocket).Msg("proxy_started")
 	if cfg.metricsAddr != "" {
-		srv, err := serveOperators(cfg.metricsAddr, operatorsHandler(stats), logger)
+		policy := bridge.HealthPolicy{FetchInterval: cfg.fetchInterval,
+			RetryDelay: cfg.retryDelay, MaxFailures: cfg.maxFailures}
+		srv, err := serveOperators(cfg.metricsAddr,
+			operatorsHandler(stats, policy), logger)
 		if err != nil {
 			split.Stop()
 			return fmt.Errorf("-metrics_addr: %w", err)

@@ -17,8 +17,11 @@ import (
 )
 
 // operatorsHandler serves the split bridge's own /metrics (the Engine
-// calls, pending statuses, last fetch, Go runtime) and /healthz.
-func operatorsHandler(stats *bridge.EdgeStats) http.Handler {
+// calls, pending statuses, last fetch, Go runtime) and /healthz, which
+// judges the Engine by policy as the server's does.
+func operatorsHandler(stats *bridge.EdgeStats,
+	policy bridge.HealthPolicy) http.Handler {
+	engine := stats.Watch(policy)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(stats,
 		collectors.NewGoCollector(),
@@ -28,11 +31,15 @@ func operatorsHandler(stats *bridge.EdgeStats) http.Handler {
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		rep := messages.HealthReport{Status: "ok", Engine: stats.Health()}
+		rep := messages.HealthReport{Status: "ok", Engine: engine()}
 		code := http.StatusOK
 		if !rep.Engine.Reachable {
 			rep.Status = "degraded"
-			rep.Problems = []string{"engine unreachable"}
+			problem := "engine unreachable"
+			if rep.Engine.Problem != "" {
+				problem += ": " + rep.Engine.Problem
+			}
+			rep.Problems = []string{problem}
 			code = http.StatusServiceUnavailable
 		}
 		w.Header().Set("Content-Type", "application/json")
