@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,7 @@ type options struct {
 	backends  int
 	interval  time.Duration
 	sampleGap time.Duration
+	profiles  string
 }
 
 func main() {
@@ -52,6 +54,9 @@ func main() {
 	flag.IntVar(&o.backends, "backends", 200, "TCP backends the checks share")
 	flag.DurationVar(&o.interval, "interval", 5*time.Second, "check interval")
 	flag.DurationVar(&o.sampleGap, "sample", 10*time.Second, "time between samples")
+	flag.StringVar(&o.profiles, "heap_profiles", "",
+		"directory to write a heap profile into at each sample, named by "+
+			"its second (compare two with go tool pprof -base)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "soak: FAIL:", err)
@@ -223,6 +228,9 @@ func (s *soak) churn() ([]sample, error) {
 		if time.Now().After(next) {
 			samples = append(samples, takeSample(time.Since(start)))
 			next = next.Add(s.o.sampleGap)
+			if err := s.writeHeapProfile(time.Since(start)); err != nil {
+				return nil, err
+			}
 		}
 		if err := s.disturb(step, &inj); err != nil {
 			return nil, err
@@ -231,6 +239,24 @@ func (s *soak) churn() ([]sample, error) {
 	}
 	inj.ClearAll()
 	return samples, nil
+}
+
+// writeHeapProfile writes the heap's profile into -heap_profiles, if set,
+// as heap-<second>.pb.gz.
+func (s *soak) writeHeapProfile(at time.Duration) error {
+	if s.o.profiles == "" {
+		return nil
+	}
+	name := fmt.Sprintf("heap-%04d.pb.gz", int(at.Seconds()))
+	f, err := os.Create(filepath.Join(s.o.profiles, name))
+	if err != nil {
+		return fmt.Errorf("-heap_profiles: %w", err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		return fmt.Errorf("-heap_profiles: %w", err)
+	}
+	return f.Close()
 }
 
 // disturb does one of the soak's disturbances, by the step's number.

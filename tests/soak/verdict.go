@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -63,12 +64,20 @@ type verdict struct {
 	err   error
 }
 
+// noiseK is how many robust standard deviations of the samples around
+// their trend a measure must grow by over the judged window: growth
+// within the noise cannot be told from it.
+const noiseK = 3
+
 // judge fails a measure that grows: both its Theil–Sen slope (the median
 // of the slopes between every two samples, which a few outliers such as
 // a sample taken mid-restart cannot move) and the slope between the
 // medians of the first and the last third of the samples exceed its
-// limit. Samples of the warm-up are left out: pools, caches and the
-// collector's heap goal settle there, and that growth is bounded.
+// limit. The limit is the measure's growthLimit, raised to the slope a
+// run of this length can tell from the measure's noise: a short run
+// catches fast growth only, the default ten minutes slow growth too.
+// Samples of the warm-up are left out: pools, caches and the collector's
+// heap goal settle there, and that growth is bounded.
 func judge(all []sample, warmup time.Duration) verdict {
 	i := slices.IndexFunc(all, func(s sample) bool { return s.at >= warmup })
 	if i < 0 {
@@ -81,23 +90,55 @@ func judge(all []sample, warmup time.Duration) verdict {
 	}
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d samples from %v to %v\n", len(samples),
+	writeSamples(&b, all, warmup)
+	window := (samples[len(samples)-1].at - samples[0].at).Minutes()
+	fmt.Fprintf(&b, "%d samples from %v to %v judged\n", len(samples),
 		samples[0].at.Round(time.Second), samples[len(samples)-1].at.Round(time.Second))
-	fmt.Fprintf(&b, "%-10s %9s %9s %11s %11s %9s\n",
-		"measure", "first", "last", "theil-sen", "thirds", "limit")
+	fmt.Fprintf(&b, "%-10s %8s %8s %10s %10s %8s %9s\n",
+		"measure", "first", "last", "theil-sen", "thirds", "noise", "limit")
 	var errs []error
 	for _, m := range measures {
 		first, last, thirds := thirdsSlope(samples, m.get)
 		ts := theilSen(samples, m.get)
-		limit := m.limit.at(first)
-		fmt.Fprintf(&b, "%-10s %9.1f %9.1f %9.2f/m %9.2f/m %7.2f/m\n",
-			m.name, first, last, ts, thirds, limit)
+		sd := noise(samples, m.get, ts)
+		limit := max(m.limit.at(first), noiseK*sd/window)
+		fmt.Fprintf(&b, "%-10s %8.1f %8.1f %8.2f/m %8.2f/m %8.2f %7.2f/m\n",
+			m.name, first, last, ts, thirds, sd, limit)
 		if ts > limit && thirds > limit {
 			errs = append(errs, fmt.Errorf("%s grows %.2f/min (Theil-Sen), "+
 				"%.2f/min (thirds); limit %.2f/min", m.name, ts, thirds, limit))
 		}
 	}
 	return verdict{table: b.String(), err: errors.Join(errs...)}
+}
+
+// writeSamples lists every sample, marking those of the warm-up.
+func writeSamples(b *strings.Builder, all []sample, warmup time.Duration) {
+	fmt.Fprintf(b, "%8s %8s %8s %10s %10s\n",
+		"at", "heap_mib", "rss_mib", "goroutines", "open_files")
+	for _, s := range all {
+		mark := ""
+		if s.at < warmup {
+			mark = " warm-up"
+		}
+		fmt.Fprintf(b, "%8v %8.1f %8.1f %10.0f %10.0f%s\n", s.at.Round(time.Second),
+			s.heap, s.rss, s.goroutines, s.fds, mark)
+	}
+}
+
+// noise is the robust standard deviation (1.4826 × the median absolute
+// deviation) of the samples around the line of the given slope through
+// their median.
+func noise(samples []sample, get func(sample) float64, slope float64) float64 {
+	resid := make([]float64, len(samples))
+	for i, s := range samples {
+		resid[i] = get(s) - slope*s.at.Minutes()
+	}
+	mid := median(slices.Clone(resid))
+	for i, r := range resid {
+		resid[i] = math.Abs(r - mid)
+	}
+	return 1.4826 * median(resid)
 }
 
 // theilSen returns the median of the slopes, per minute, between every

@@ -62,6 +62,17 @@ func TestJudge(t *testing.T) {
 			wantErr: []string{"heap_mib grows", "rss_mib grows", "goroutines grows"},
 		},
 		{
+			name: "growth within a short run's noise",
+			samples: series{n: 12, start: time.Minute, growth: 0.04, noise: 0.08,
+				spikeAt: -1}.samples(),
+		},
+		{
+			name: "the same growth over a long run",
+			samples: series{n: 60, start: time.Minute, growth: 0.04, noise: 0.08,
+				spikeAt: -1}.samples(),
+			wantErr: []string{"heap_mib grows"},
+		},
+		{
 			name:    "too short",
 			samples: series{n: 12, spikeAt: -1}.samples(),
 			wantErr: []string{"6 samples after the 1m0s warm-up"},
