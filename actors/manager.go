@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -371,8 +372,8 @@ func (m *manager) bounded(configs []messages.Config) (
 		}
 	}
 	m.cfg.Telemetry.configsOverLimit(len(over))
-	ids := make([]uint64, 0, min(len(over), maxLoggedIDs))
-	for _, ce := range over[:cap(ids)] {
+	var ids []uint64
+	for _, ce := range over[:min(len(over), maxLoggedIDs)] {
 		ids = append(ids, ce.ID)
 	}
 	m.log.Error().Int("configs", len(configs)).Int("max_checks", m.cfg.MaxChecks).
@@ -574,7 +575,8 @@ func cmpUint64(a, b uint64) int {
 // restart (Seesaw does so).
 func (m *manager) handleNotifyTick(c actor.Context) {
 	if m.round.done() {
-		m.round = newPeriodicRound(m.records, m.cfg.NotifyInterval)
+		m.round = newPeriodicRound(slices.Sorted(maps.Keys(m.records)),
+			m.cfg.NotifyInterval)
 	}
 	now := time.Now()
 	var batch []messages.CheckStatus

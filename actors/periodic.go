@@ -1,10 +1,6 @@
 package actors
 
-import (
-	"maps"
-	"slices"
-	"time"
-)
+import "time"
 
 // The periodic full status is sent in slices spread over the notify
 // interval, so that a large set of checks does not leave at once: at
@@ -31,11 +27,9 @@ type periodicRound struct {
 	gap  time.Duration
 }
 
-// newPeriodicRound starts a round over the keys of records, spread over
-// interval.
-func newPeriodicRound[V any](records map[uint64]V,
-	interval time.Duration) periodicRound {
-	ids := slices.Sorted(maps.Keys(records))
+// newPeriodicRound starts a round over ids, in ascending order, spread
+// over interval.
+func newPeriodicRound(ids []uint64, interval time.Duration) periodicRound {
 	n := periodicSlices(len(ids), interval)
 	return periodicRound{
 		ids:  ids,

@@ -31,10 +31,12 @@ func TestPeriodicRound(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			records := make(map[uint64]struct{}, tt.checks)
+			ids := make([]uint64, tt.checks)
 			for i := range tt.checks {
-				records[uint64(i)*7+1] = struct{}{}
+				ids[i] = uint64(i)*7 + 1
+				records[ids[i]] = struct{}{}
 			}
-			r := newPeriodicRound(records, tt.interval)
+			r := newPeriodicRound(ids, tt.interval)
 			if got, want := r.gap,
 				tt.interval/time.Duration(tt.wantSlices); got != want {
 				t.Errorf("gap = %v, want %v", got, want)
