@@ -110,24 +110,8 @@ func TestFirstNotifications(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			n := first[tt.cfg.ID]
 			st := n.Status
-			if st.State != tt.want {
-				t.Errorf("state = %v, want %v (message %q)", st.State, tt.want, st.Message)
-			}
-			for _, want := range tt.wantMsg {
-				if !strings.Contains(st.Message, want) {
-					t.Errorf("message = %q, want it to contain %q", st.Message, want)
-				}
-			}
-
 			// The first notification is the first probe's result.
-			wantSucc, wantFail := uint64(0), uint64(1)
-			if tt.want == healthy {
-				wantSucc, wantFail = 1, 0
-			}
-			if st.Successes != wantSucc || st.Failures != wantFail {
-				t.Errorf("successes, failures = %d, %d; want %d, %d",
-					st.Successes, st.Failures, wantSucc, wantFail)
-			}
+			checkFirstStatus(t, st, outcome{tt.want, tt.wantMsg})
 			if st.Restarts != 0 {
 				t.Errorf("restarts = %d, want 0", st.Restarts)
 			}
