@@ -137,12 +137,10 @@ func (p *dnsProber) roundTrip(
 	for {
 		r, err := co.ReadMsg()
 		switch {
-		case err != nil && r != nil && r.Id == m.Id:
-			return r, err // unpacked in part: its header may say TC
+		case r != nil && r.Id == m.Id:
+			return r, err // err: unpacked in part; its header may say TC
 		case err != nil:
 			return nil, err
-		case r.Id == m.Id:
-			return r, nil
 		case !datagram:
 			return nil, dns.ErrId
 		}

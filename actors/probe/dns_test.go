@@ -81,6 +81,12 @@ func (z *testZone) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	case "wrongid.example.test.":
 		m.Id++
 		m.Answer = rrs(name + " A 192.0.2.1")
+	case "tcpwrongid.example.test.":
+		m.Truncated = !tcp
+		if tcp {
+			m.Id++
+			m.Answer = rrs(name + " A 192.0.2.1")
+		}
 	case "silent.example.test.":
 		z.silence()
 		return
@@ -331,6 +337,19 @@ func TestDNSTruncatedFallsBackToTCP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDNSWrongIDOverTCP asks a name whose UDP reply is truncated and
+// whose TCP reply carries another ID: over TCP, unlike UDP, that reply is
+// the only one, and the probe must fail on it at once.
+func TestDNSWrongIDOverTCP(t *testing.T) {
+	ap := startDNS(t, newTestZone())
+	cfg := testConfig(t, messages.CheckerDNS, ap, func(c *messages.Config) {
+		c.Query = "tcpwrongid.example.test"
+	})
+
+	got := runProbe(t, cfg, probeTimeout)
+	checkResult(t, got, false, "; query over TCP failed: "+dns.ErrId.Error())
 }
 
 // TestCutReplyUnpacksInPart checks the premise of the cut.example.test
