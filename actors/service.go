@@ -289,9 +289,8 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 // handleRestartDue restarts a crashed edge whose backoff is over, unless
 // the backoff was cancelled meanwhile.
 func (s *supervisor) handleRestartDue(r *restartDue) {
-	if sup, ok := s.backoffs.due(r); ok {
+	if s.backoffs.restart(r) {
 		s.cfg.Manager.FaultStats.SingletonRestarts.Add(1)
-		sup.RestartChildren(r.child)
 	}
 }
 

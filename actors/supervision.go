@@ -74,11 +74,12 @@ func restartBackoff(n int, lo, hi time.Duration) time.Duration {
 	return min(d, hi)
 }
 
-// restartDue says the backoff of a crashed child is over. Gen tells the
-// backoff it ends from later ones of a child with the same PID.
+// restartDue says the backoff of a crashed child is over: sup is to
+// restart child. Each backoff sends one of its own, so a restartDue of a
+// backoff cancelled or replaced since is told by its pointer.
 type restartDue struct {
 	child *actor.PID
-	gen   uint64
+	sup   actor.Supervisor
 }
 
 // IgnoreDeadLetterLogging keeps a restartDue that outlives its supervisor
@@ -92,14 +93,13 @@ func (*restartDue) IgnoreDeadLetterLogging() {}
 // when it removes the child, and every backoff when it stops. It is used
 // on the supervisor's goroutine only.
 type backoffs struct {
-	gen     uint64
 	pending map[string]backoff
 }
 
+// backoff is one pending restart: the message its timer sends.
 type backoff struct {
-	gen   uint64
+	due   *restartDue
 	timer *time.Timer
-	sup   actor.Supervisor
 }
 
 // schedule makes self restart child through sup after d, replacing any
@@ -110,31 +110,22 @@ func (b *backoffs) schedule(root *actor.RootContext, self *actor.PID,
 	if b.pending == nil {
 		b.pending = make(map[string]backoff)
 	}
-	b.gen++
-	due := &restartDue{child: child, gen: b.gen}
+	due := &restartDue{child: child, sup: sup}
 	b.pending[child.Id] = backoff{
-		gen:   b.gen,
+		due:   due,
 		timer: time.AfterFunc(d, func() { root.Send(self, due) }),
-		sup:   sup,
 	}
 }
 
-// due ends the backoff r names and returns the supervisor to restart its
-// child with, or false for a backoff cancelled or replaced since.
-func (b *backoffs) due(r *restartDue) (actor.Supervisor, bool) {
-	p, ok := b.pending[r.child.Id]
-	if !ok || p.gen != r.gen {
-		return nil, false
+// restart ends the backoff r names and restarts its child, and reports
+// whether it did: not for a backoff cancelled or replaced since.
+func (b *backoffs) restart(r *restartDue) bool {
+	if b.pending[r.child.Id].due != r {
+		return false
 	}
 	delete(b.pending, r.child.Id)
-	return p.sup, true
-}
-
-// isPending reports whether a backoff of the child with PID Id id is
-// pending.
-func (b *backoffs) isPending(id string) bool {
-	_, ok := b.pending[id]
-	return ok
+	r.sup.RestartChildren(r.child)
+	return true
 }
 
 // cancel drops the backoff of the child with PID Id id, if any.
@@ -147,9 +138,10 @@ func (b *backoffs) cancel(id string) {
 
 // cancelAll drops every backoff.
 func (b *backoffs) cancelAll() {
-	for id := range b.pending {
-		b.cancel(id)
+	for _, p := range b.pending {
+		p.timer.Stop()
 	}
+	clear(b.pending)
 }
 
 // HandleFailure makes the manager its children's supervisor strategy: a
@@ -207,8 +199,7 @@ func (m *manager) notifierFailed(sup actor.Supervisor, child *actor.PID, reason 
 // handleRestartDue restarts a crashed child whose backoff is over, unless
 // the backoff was cancelled meanwhile.
 func (m *manager) handleRestartDue(r *restartDue) {
-	sup, ok := m.backoffs.due(r)
-	if !ok {
+	if !m.backoffs.restart(r) {
 		return
 	}
 	if m.env != nil && r.child.Equal(m.env.notifier) {
@@ -216,7 +207,6 @@ func (m *manager) handleRestartDue(r *restartDue) {
 	} else {
 		m.cfg.FaultStats.CheckRestarts.Add(1)
 	}
-	sup.RestartChildren(r.child)
 }
 
 // handleInjectFault queues a fault for a check, or crashes the notifier or
