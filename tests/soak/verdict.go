@@ -69,15 +69,14 @@ type verdict struct {
 // within the noise cannot be told from it.
 const noiseK = 3
 
-// judge fails a measure that grows: both its Theil–Sen slope (the median
-// of the slopes between every two samples, which a few outliers such as
-// a sample taken mid-restart cannot move) and the slope between the
-// medians of the first and the last third of the samples exceed its
-// limit. The limit is the measure's growthLimit, raised to the slope a
-// run of this length can tell from the measure's noise: a short run
-// catches fast growth only, the default ten minutes slow growth too.
-// Samples of the warm-up are left out: pools, caches and the collector's
-// heap goal settle there, and that growth is bounded.
+// judge fails a measure whose Theil–Sen slope (the median of the slopes
+// between every two samples, which a few outliers such as a sample taken
+// mid-restart cannot move) exceeds its limit. The limit is the measure's
+// growthLimit at its median level, raised to the slope a run of this
+// length can tell from the measure's noise: a short run catches fast
+// growth only, the default ten minutes slow growth too. Samples of the
+// warm-up are left out: pools, caches and the collector's heap goal
+// settle there, and that growth is bounded.
 func judge(all []sample, warmup time.Duration) verdict {
 	i := slices.IndexFunc(all, func(s sample) bool { return s.at >= warmup })
 	if i < 0 {
@@ -91,22 +90,22 @@ func judge(all []sample, warmup time.Duration) verdict {
 
 	var b strings.Builder
 	writeSamples(&b, all, warmup)
-	window := (samples[len(samples)-1].at - samples[0].at).Minutes()
+	first, last := samples[0].at, samples[len(samples)-1].at
 	fmt.Fprintf(&b, "%d samples from %v to %v judged\n", len(samples),
-		samples[0].at.Round(time.Second), samples[len(samples)-1].at.Round(time.Second))
-	fmt.Fprintf(&b, "%-10s %8s %8s %10s %10s %8s %9s\n",
-		"measure", "first", "last", "theil-sen", "thirds", "noise", "limit")
+		first.Round(time.Second), last.Round(time.Second))
+	fmt.Fprintf(&b, "%-10s %8s %10s %8s %9s\n",
+		"measure", "level", "theil-sen", "noise", "limit")
 	var errs []error
 	for _, m := range measures {
-		first, last, thirds := thirdsSlope(samples, m.get)
-		ts := theilSen(samples, m.get)
-		sd := noise(samples, m.get, ts)
-		limit := max(m.limit.at(first), noiseK*sd/window)
-		fmt.Fprintf(&b, "%-10s %8.1f %8.1f %8.2f/m %8.2f/m %8.2f %7.2f/m\n",
-			m.name, first, last, ts, thirds, sd, limit)
-		if ts > limit && thirds > limit {
-			errs = append(errs, fmt.Errorf("%s grows %.2f/min (Theil-Sen), "+
-				"%.2f/min (thirds); limit %.2f/min", m.name, ts, thirds, limit))
+		level := median(values(samples, m.get))
+		slope := theilSen(samples, m.get)
+		sd := noise(samples, m.get, slope)
+		limit := max(m.limit.at(level), noiseK*sd/(last-first).Minutes())
+		fmt.Fprintf(&b, "%-10s %8.1f %8.2f/m %8.2f %7.2f/m\n",
+			m.name, level, slope, sd, limit)
+		if slope > limit {
+			errs = append(errs, fmt.Errorf("%s grows %.2f/min; limit %.2f/min",
+				m.name, slope, limit))
 		}
 	}
 	return verdict{table: b.String(), err: errors.Join(errs...)}
@@ -155,20 +154,7 @@ func theilSen(samples []sample, get func(sample) float64) float64 {
 	return median(slopes)
 }
 
-// thirdsSlope returns the medians of the first and the last third of the
-// samples and the slope between them, per minute, placing each at the
-// median time of its third.
-func thirdsSlope(samples []sample, get func(sample) float64) (first, last, slope float64) {
-	n := len(samples) / 3
-	head, tail := samples[:n], samples[len(samples)-n:]
-	first, last = median(values(head, get)), median(values(tail, get))
-	at := func(s sample) float64 { return s.at.Minutes() }
-	if dt := median(values(tail, at)) - median(values(head, at)); dt > 0 {
-		slope = (last - first) / dt
-	}
-	return first, last, slope
-}
-
+// values returns get of each sample.
 func values(samples []sample, get func(sample) float64) []float64 {
 	out := make([]float64, len(samples))
 	for i, s := range samples {

@@ -13,6 +13,7 @@ import (
 type series struct {
 	n       int
 	start   time.Duration
+	size    float64 // multiplies every measure's level; 0: 1
 	growth  float64 // fraction of the level per minute
 	noise   float64 // fraction of the level
 	spikeAt int     // -1: none
@@ -26,6 +27,9 @@ func (s series) samples() []sample {
 		f := 1 + s.growth*at.Minutes() + s.noise*math.Sin(float64(i)*1.7)
 		if i == s.spikeAt {
 			f *= s.spike
+		}
+		if s.size != 0 {
+			f *= s.size
 		}
 		out = append(out, sample{
 			at: at, rss: 300 * f, heap: 120 * f, goroutines: 5000 * f, fds: 400 * f,
@@ -60,6 +64,18 @@ func TestJudge(t *testing.T) {
 			samples: series{n: 18, start: time.Minute, growth: 0.05, noise: 0.01,
 				spikeAt: -1}.samples(),
 			wantErr: []string{"heap_mib grows", "rss_mib grows", "goroutines grows"},
+		},
+		{
+			// 0.5%/min: over the absolute limits, under the relative ones.
+			name: "slow growth within the limits",
+			samples: series{n: 18, start: time.Minute, growth: 0.005,
+				spikeAt: -1}.samples(),
+		},
+		{
+			// 10%/min: over the relative limits, under the absolute ones.
+			name: "a small measure's growth within the absolute limits",
+			samples: series{n: 18, start: time.Minute, size: 0.01,
+				growth: 0.1, spikeAt: -1}.samples(),
 		},
 		{
 			name: "growth within a short run's noise",
