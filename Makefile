@@ -41,9 +41,9 @@ fuzz:
 ## reconnects for SOAK_DURATION after they first converge; fails on
 ## unbounded growth or a wrong final state. The growth verdict leaves
 ## out the first minute and needs 10 samples 10s apart after it, so
-## SOAK_DURATION must be at least 3m (shorter runs fail at once); growth
-## must stand out of the samples' noise, so a 3m run catches only fast
-## growth and the default 10m slow growth too.
+## SOAK_DURATION must be at least 2m40s (shorter runs fail at once);
+## growth must stand out of the samples' noise, so a run of a few minutes
+## catches only fast growth and the default 10m slow growth too.
 SOAK_DURATION ?= 10m
 soak:
 	$(GO) run ./tests/soak -duration $(SOAK_DURATION)

@@ -4,8 +4,8 @@
 // open files, and fails if any of them keeps growing (see judge) or if,
 // at the end, a check's state in the simulated Engine differs from the
 // truth. The churn starts once every check's state in the Engine is the
-// truth; -duration must leave minSamples samples after -warmup (3m at
-// the defaults). `make soak` runs it; every address it uses is on
+// truth; -duration must leave minSamples samples after -warmup (2m40s
+// at the defaults). `make soak` runs it; every address it uses is on
 // 127.0.0.0/8.
 package main
 
@@ -47,7 +47,7 @@ func main() {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 10*time.Minute,
 		"how long the churn runs, after the first convergence; at least "+
-			"-warmup plus 10 samples (3m at the defaults)")
+			"-warmup plus 10 samples (2m40s at the defaults)")
 	flag.DurationVar(&o.warmup, "warmup", time.Minute,
 		"how long into the churn samples are left out of the verdict")
 	flag.IntVar(&o.checks, "checks", 10000, "checks configured")
