@@ -241,22 +241,28 @@ func (e *edge) sufferFault(c actor.Context, f *messages.InjectFault) {
 	}
 }
 
-// arm sets *slot to a timer that sends the bridge due(timer) after d,
-// stopping the timer it replaces, so that one timer at most is pending.
-func (e *edge) arm(slot **timer, d time.Duration, due func(*timer) any) {
-	(*slot).stop()
+// after returns a timer that sends the bridge due(timer) after d.
+func (e *edge) after(d time.Duration, due func(*timer) any) *timer {
 	tm := &timer{}
 	self, root := e.self, e.root
 	tm.t = time.AfterFunc(d, func() { root.Send(self, due(tm)) })
-	*slot = tm
+	return tm
 }
 
+// armFetch sets the fetch timer as a fetch ends. The next fetch starts
+// when it fires, so a fetch or the timer is pending, never both.
 func (e *edge) armFetch(d time.Duration) {
-	e.arm(&e.fetchTimer, d, func(tm *timer) any { return &fetchDue{timer: tm} })
+	e.fetchTimer = e.after(d, func(tm *timer) any {
+		return &fetchDue{timer: tm}
+	})
 }
 
+// armSend sets the retry timer as a HealthState call fails. send starts
+// no call while it is set, so a call or the timer is pending, never both.
 func (e *edge) armSend(d time.Duration) {
-	e.arm(&e.sendTimer, d, func(tm *timer) any { return &sendDue{timer: tm} })
+	e.sendTimer = e.after(d, func(tm *timer) any {
+		return &sendDue{timer: tm}
+	})
 }
 
 // run makes an RPC in a goroutine and reports its outcome as the message
@@ -287,8 +293,6 @@ func (e *edge) fetch() {
 	if e.fetching != nil {
 		return
 	}
-	e.fetchTimer.stop()
-	e.fetchTimer = nil
 	engine := e.cfg.Engine
 	e.fetching = e.run(func(ctx context.Context, cl *call) any {
 		checks, err := engine.Healthchecks(ctx)
