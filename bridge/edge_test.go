@@ -17,8 +17,8 @@ import (
 )
 
 // fakeManager stands in for the supervision tree's manager: it records
-// updates and answers status requests with statuses, or, while hold is
-// set, keeps their askers in held.
+// updates, answers them with ConfigsApplied or, while hold is set, keeps
+// their askers in held, and answers status requests with statuses.
 type fakeManager struct {
 	mu       sync.Mutex
 	updates  []*messages.UpdateConfigs
@@ -27,10 +27,6 @@ type fakeManager struct {
 	order []string
 	hold  bool
 	held  []*actor.PID
-	// holdUpdates keeps the askers of updates in heldUpdates instead of
-	// answering them.
-	holdUpdates bool
-	heldUpdates []*actor.PID
 }
 
 func (m *fakeManager) receive(c actor.Context) {
@@ -42,17 +38,13 @@ func (m *fakeManager) receive(c actor.Context) {
 		m.updates = append(m.updates, msg)
 		switch {
 		case c.Sender() == nil:
-		case m.holdUpdates:
-			m.heldUpdates = append(m.heldUpdates, c.Sender())
+		case m.hold:
+			m.held = append(m.held, c.Sender())
 		default:
 			c.Respond(&messages.ConfigsApplied{})
 		}
 	case *messages.RequestStatus:
 		m.order = append(m.order, "status")
-		if m.hold {
-			m.held = append(m.held, c.Sender())
-			return
-		}
 		c.Respond(&messages.StatusResponse{Statuses: m.statuses})
 	}
 }
@@ -69,24 +61,14 @@ func (m *fakeManager) received() []string {
 	return slices.Clone(m.order)
 }
 
-// release answers the held status requests from root and stops holding.
+// release answers the held updates from root and stops holding.
 func (m *fakeManager) release(root *actor.RootContext) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, asker := range m.held {
-		root.Send(asker, &messages.StatusResponse{Statuses: m.statuses})
-	}
-	m.held, m.hold = nil, false
-}
-
-// releaseUpdates answers the held updates from root and stops holding.
-func (m *fakeManager) releaseUpdates(root *actor.RootContext) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, asker := range m.heldUpdates {
 		root.Send(asker, &messages.ConfigsApplied{})
 	}
-	m.heldUpdates, m.holdUpdates = nil, false
+	m.held, m.hold = nil, false
 }
 
 func (m *fakeManager) lastUpdate() *messages.UpdateConfigs {
@@ -314,11 +296,12 @@ func TestEdgeFlushesOnStop(t *testing.T) {
 	}
 }
 
-// The bridge records that configs are applied only once the manager, which
-// handles its messages in order, answered a request sent after them.
+// The bridge records that configs are applied only once the manager
+// answered the update with ConfigsApplied, and asks for no status to
+// learn it.
 func TestEdgeConfirmsAppliedConfigs(t *testing.T) {
 	engine := &fakeEngine{checks: goldenChecks(t)}
-	h := startEdge(t, engine, &fakeManager{holdUpdates: true}, nil)
+	h := startEdge(t, engine, &fakeManager{hold: true}, nil)
 	waitUntil(t, "an update", func() bool {
 		return len(h.manager.received()) >= 1
 	})
@@ -331,7 +314,7 @@ func TestEdgeConfirmsAppliedConfigs(t *testing.T) {
 	}
 
 	answered := time.Now().UnixNano()
-	h.manager.releaseUpdates(h.sys.Root)
+	h.manager.release(h.sys.Root)
 	waitUntil(t, "LastApplied", func() bool { return h.stats.LastApplied.Load() != 0 })
 	if got := h.stats.LastApplied.Load(); got < answered {
 		t.Errorf("LastApplied = %d, before the manager answered at %d", got, answered)
