@@ -24,11 +24,11 @@ const (
 // Engine must not route to a backend nobody is checking.
 const crashLoopCrashes = 3
 
-// The notifier's restart backoff: the n-th crash in a row waits
-// notifierBackoffMin×2^(n-1), at most notifierBackoffMax, so that a
-// notifier crashing at start cannot spin. A crash more than
-// notifierCrashWindow after the one before starts the count again. The
-// notifier holds the pending notifications meanwhile, so the cap is low.
+// The notifier's restart backoff, counted as an edge's: the n-th crash
+// within notifierCrashWindow waits notifierBackoffMin×2^(n-1), at most
+// notifierBackoffMax, so that a notifier crashing at start cannot spin.
+// The notifier holds the pending notifications meanwhile, so the cap is
+// low.
 const (
 	notifierBackoffMin  = 10 * time.Millisecond
 	notifierBackoffMax  = time.Second
@@ -151,9 +151,9 @@ func (b *backoffs) cancelAll() {
 // keeping its batch, after a backoff of its own. Each crash's reason is
 // logged once, here. It runs on the manager's goroutine.
 func (m *manager) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
-	child *actor.PID, _ *actor.RestartStatistics, reason, _ any) {
+	child *actor.PID, rs *actor.RestartStatistics, reason, _ any) {
 	if m.env != nil && child.Equal(m.env.notifier) && !m.halting {
-		m.notifierFailed(sup, child, reason)
+		m.notifierFailed(sup, child, rs, reason)
 		return
 	}
 	id, ok := parseChildID(child.Id)
@@ -181,17 +181,15 @@ func (m *manager) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 	m.backoffs.schedule(m.root, m.self, sup, child, delay)
 }
 
-// notifierFailed schedules the restart of the crashed notifier.
-func (m *manager) notifierFailed(sup actor.Supervisor, child *actor.PID, reason any) {
-	now := time.Now()
-	if now.Sub(m.notifierCrashedAt) > notifierCrashWindow {
-		m.notifierCrashes = 0
-	}
-	m.notifierCrashes++
-	m.notifierCrashedAt = now
-	delay := restartBackoff(m.notifierCrashes, notifierBackoffMin, notifierBackoffMax)
+// notifierFailed schedules the restart of the crashed notifier, whose
+// crashes rs counts.
+func (m *manager) notifierFailed(sup actor.Supervisor, child *actor.PID,
+	rs *actor.RestartStatistics, reason any) {
+	rs.Fail()
+	crashes := rs.NumberOfFailures(notifierCrashWindow)
+	delay := restartBackoff(crashes, notifierBackoffMin, notifierBackoffMax)
 	m.log.Error().Str("reason", fmt.Sprint(reason)).
-		Int("crashes_in_a_row", m.notifierCrashes).Dur("restart_in", delay).
+		Int("recent_crashes", crashes).Dur("restart_in", delay).
 		Msg("notifier_crashed")
 	m.backoffs.schedule(m.root, m.self, sup, child, delay)
 }
