@@ -92,17 +92,12 @@ type HealthPolicy struct {
 // every RetryDelay, so by then MaxFailures attempts in a row have failed
 // or one has hung. It is never under minStaleFetches intervals.
 func (p HealthPolicy) staleAfter() time.Duration {
-	if p.FetchInterval <= 0 {
-		p.FetchInterval = DefaultFetchInterval
-	}
-	if p.RetryDelay <= 0 {
-		p.RetryDelay = DefaultRetryDelay
-	}
-	if p.MaxFailures <= 0 {
-		p.MaxFailures = DefaultMaxFailures
-	}
-	return max(p.FetchInterval+time.Duration(p.MaxFailures)*p.RetryDelay,
-		minStaleFetches*p.FetchInterval)
+	cfg := EdgeConfig{FetchInterval: p.FetchInterval,
+		RetryDelay: p.RetryDelay, MaxFailures: p.MaxFailures}
+	cfg.applyDefaults()
+	return max(
+		cfg.FetchInterval+time.Duration(cfg.MaxFailures)*cfg.RetryDelay,
+		minStaleFetches*cfg.FetchInterval)
 }
 
 // Watch returns a function for /healthz that reports the Engine as the
@@ -118,9 +113,9 @@ func (p HealthPolicy) staleAfter() time.Duration {
 //
 // The function is safe for concurrent use.
 func (s *EdgeStats) Watch(p HealthPolicy) func() *messages.EngineHealth {
-	started := time.Now()
+	started, limit := time.Now(), p.staleAfter()
 	return func() *messages.EngineHealth {
-		return s.judge(p.staleAfter(), started, time.Now())
+		return s.judge(limit, started, time.Now())
 	}
 }
 
