@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -227,16 +226,18 @@ func TestMarkWithoutNetAdmin(t *testing.T) {
 		t.Run("thread/"+name, func(t *testing.T) {
 			cfg := cfgs[name]
 			p := mustNew(t, &cfg)
-			done := make(chan messages.ProbeResult)
-			go func() {
-				// Never unlocked: the thread ends with the goroutine.
-				runtime.LockOSThread()
+			var got messages.ProbeResult
+			err := onOwnThread(func() error {
 				if err := dropNetAdmin(); err != nil {
-					t.Errorf("drop CAP_NET_ADMIN: %v", err)
+					return fmt.Errorf("dropping CAP_NET_ADMIN: %w", err)
 				}
-				done <- p.Probe(t.Context())
-			}()
-			checkResult(t, <-done, false, wantNoNetAdmin)
+				got = p.Probe(t.Context())
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkResult(t, got, false, wantNoNetAdmin)
 		})
 	}
 	t.Run("process", testMarkWithoutNetAdminProcess)

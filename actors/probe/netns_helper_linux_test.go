@@ -185,19 +185,11 @@ func TestNetnsProbeHelper(t *testing.T) {
 // runNetnsProbe runs pr on a thread of its own, which ends with it, so
 // that dropping a capability affects nothing else.
 func runNetnsProbe(ctx context.Context, pr *netnsProbe) (netnsOutcome, error) {
-	type done struct {
-		o   netnsOutcome
-		err error
-	}
-	c := make(chan done, 1)
-	go func() {
-		// Never unlocked: the thread ends with the goroutine.
-		runtime.LockOSThread()
-		var o netnsOutcome
+	var o netnsOutcome
+	err := onOwnThread(func() error {
 		if pr.DropRaw {
 			if err := dropCaps(unix.CAP_NET_RAW); err != nil {
-				c <- done{err: fmt.Errorf("dropping CAP_NET_RAW: %w", err)}
-				return
+				return fmt.Errorf("dropping CAP_NET_RAW: %w", err)
 			}
 		}
 		if pr.Config.Checker == messages.CheckerICMP {
@@ -205,18 +197,16 @@ func runNetnsProbe(ctx context.Context, pr *netnsProbe) (netnsOutcome, error) {
 		}
 		p, err := New(&pr.Config)
 		if err != nil {
-			c <- done{err: err}
-			return
+			return err
 		}
 		ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 		defer cancel()
 		start := time.Now()
 		o.Result = p.Probe(ctx)
 		o.Elapsed = time.Since(start)
-		c <- done{o: o}
-	}()
-	d := <-c
-	return d.o, d.err
+		return nil
+	})
+	return o, err
 }
 
 // echoSocketKind says which kind of ICMP socket openEcho gives the
@@ -236,26 +226,34 @@ func echoSocketKind(v6 bool) string {
 	return "ping"
 }
 
-// onThreadWithout runs fn on a locked OS thread that first drops caps
+// onOwnThread runs fn on an OS thread of its own and returns fn's error.
+// The thread is locked to fn's goroutine and never unlocked, so the
+// runtime ends it with the goroutine: whatever fn changes about the
+// thread (its namespace, its capabilities) goes with it and never
+// reaches another goroutine.
+func onOwnThread(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// onThreadWithout runs fn on a thread of its own that first drops caps
 // from its bounding and inheritable sets and clears its ambient set, so
 // that a process fn starts (the child of that thread) cannot gain them
-// at exec, even as root. The thread ends with fn's goroutine. With no
-// caps, fn runs on the calling goroutine.
+// at exec, even as root. With no caps, fn runs on the calling goroutine.
 func onThreadWithout(caps []int, fn func() error) error {
 	if len(caps) == 0 {
 		return fn()
 	}
-	errc := make(chan error, 1)
-	go func() {
-		// Never unlocked: the thread ends with the goroutine.
-		runtime.LockOSThread()
+	return onOwnThread(func() error {
 		if err := dropForChildren(caps); err != nil {
-			errc <- fmt.Errorf("dropping capabilities %v: %w", caps, err)
-			return
+			return fmt.Errorf("dropping capabilities %v: %w", caps, err)
 		}
-		errc <- fn()
-	}()
-	return <-errc
+		return fn()
+	})
 }
 
 // dropForChildren drops caps from the calling thread's bounding and

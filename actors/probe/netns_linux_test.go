@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -195,24 +194,18 @@ func (n *netns) waitUp(t *testing.T, link string) {
 // uses them; goroutines that fn starts run outside it, so fn must open
 // its sockets itself.
 func (n *netns) do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		// Never unlocked: the runtime ends a thread whose goroutine
-		// exits locked, so the namespace goes with it.
-		runtime.LockOSThread()
+	return onOwnThread(func() error {
 		f, err := os.Open("/run/netns/" + n.name)
 		if err != nil {
-			errc <- err
-			return
+			return err
 		}
 		defer f.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("entering network namespace %s: %w", n.name, err)
-			return
+			return fmt.Errorf("entering network namespace %s: %w",
+				n.name, err)
 		}
-		errc <- fn()
-	}()
-	return <-errc
+		return fn()
+	})
 }
 
 // sysctl sets the network sysctl key (e.g. "net.ipv4.ping_group_range")
