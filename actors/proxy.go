@@ -325,7 +325,7 @@ func (p *proxy) requestStatus(c actor.Context, cl *client, m *messages.RequestSt
 func (p *proxy) applyConfigs(c actor.Context, cl *client, m *messages.UpdateConfigs) {
 	f := c.RequestFuture(p.manager, m, statusTimeout)
 	c.ReenterAfter(f, func(res any, err error) {
-		applied, ok := res.(*configsApplied)
+		applied, ok := res.(*messages.ConfigsApplied)
 		if err != nil || !ok || p.clients[cl.id] != cl {
 			return // The update went out; only its answer is lost.
 		}
