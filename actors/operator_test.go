@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -50,17 +49,7 @@ func startOperator(t *testing.T, stats OperatorStats,
 	if tune != nil {
 		tune(&mcfg)
 	}
-	svc, err := Start(ServiceConfig{Manager: mcfg, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := svc.Stop(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	svc := startService(t, mcfg)
 	srv := httptest.NewServer(svc.OperatorHandler(stats))
 	t.Cleanup(srv.Close)
 	return &operatorServer{svc: svc, url: srv.URL, probers: probers, stats: stats}

@@ -74,6 +74,13 @@ func startTestService(t *testing.T, stats *FaultStats, edges ...Edge) *Service {
 	mcfg.NewProber = newFakeProbers().newProber
 	mcfg.Logger = testLogger(t)
 	mcfg.FaultStats = stats
+	return startService(t, mcfg, edges...)
+}
+
+// startService starts a service of mcfg and the given edges, logging to
+// the test, stopped when the test ends.
+func startService(t *testing.T, mcfg ManagerConfig, edges ...Edge) *Service {
+	t.Helper()
 	svc, err := Start(ServiceConfig{Manager: mcfg, Edges: edges, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
