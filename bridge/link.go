@@ -65,8 +65,8 @@ func (cfg *LinkConfig) applyDefaults() {
 // and sent again at once after every reconnect, and
 // *messages.RequestStatus, answered with the server's
 // *messages.StatusResponse, or with *messages.Error when the server fails
-// the request or the connection is lost first. It sends the Sink every notification_batch the server
-// writes.
+// the request or the connection is lost first. It sends the Sink every
+// notification_batch the server writes.
 func NewLink(cfg LinkConfig) *actor.Props {
 	cfg.applyDefaults()
 	l := &link{cfg: cfg, log: cfg.Logger.With().Str("actor", "link").Logger()}
@@ -252,19 +252,15 @@ func (l *link) handleRequestStatus(c actor.Context) {
 	}
 }
 
-// statusErrorPrefix starts the text of the error line a server sends in
-// place of a status_response, when its manager did not answer.
-//
-// NOTE: the error line carries no reference to the request it fails; the
-// server's text is the only mark, and the server answers status
-// requests in their order.
-const statusErrorPrefix = messages.TypeRequestStatus + ": "
-
 // handleError takes an error line. One that fails a status request
 // answers the oldest waiter, as a status_response would; the others
 // (rejected configs, lines) are logged.
+//
+// NOTE: the error line carries no reference to the request it fails;
+// messages.StatusErrorPrefix is the only mark, and the server answers
+// status requests in their order.
 func (l *link) handleError(c actor.Context, e *messages.Error) {
-	if e.ID == nil && strings.HasPrefix(e.Message, statusErrorPrefix) {
+	if e.ID == nil && strings.HasPrefix(e.Message, messages.StatusErrorPrefix) {
 		l.log.Warn().Str("error", e.Message).Msg("server_status_failed")
 		if w, _ := l.popWaiter(); w != nil {
 			c.Send(w, e)

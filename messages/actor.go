@@ -60,6 +60,12 @@ type Error struct {
 	ID      *uint64 `json:"id,omitempty"`
 }
 
+// StatusErrorPrefix starts the Message of the Error the server sends a
+// socket client in place of a StatusResponse, when its manager did not
+// answer the RequestStatus. An Error names no request, so a client tells
+// this one from the others by the prefix.
+const StatusErrorPrefix = TypeRequestStatus + ": "
+
 // ErrorFor returns the Error reply for a rejected config.
 func ErrorFor(ce *ConfigError) *Error {
 	e := &Error{Message: ce.Error()}
