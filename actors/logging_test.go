@@ -75,6 +75,18 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// containing returns the buffer's lines that contain part, without
+// their newlines.
+func (b *syncBuffer) containing(part string) []string {
+	var out []string
+	for line := range strings.Lines(b.String()) {
+		if strings.Contains(line, part) {
+			out = append(out, strings.TrimSuffix(line, "\n"))
+		}
+	}
+	return out
+}
+
 // lines returns the buffer's lines as JSON objects, failing the test on
 // a line that is not one.
 func (b *syncBuffer) lines(t *testing.T) []map[string]any {

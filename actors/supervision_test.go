@@ -498,38 +498,12 @@ func TestReAddedCheckIgnoresStaleBackoff(t *testing.T) {
 	}
 }
 
-// lineBuffer collects log lines; it is safe for concurrent use.
-type lineBuffer struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (b *lineBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.lines = append(b.lines, strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-// containing returns the lines that contain part.
-func (b *lineBuffer) containing(part string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, l := range b.lines {
-		if strings.Contains(l, part) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // TestNotifierCrashesBackOffAndLogOnce crashes the notifier several times
 // in a row: each crash's reason is logged once, at the default level, and
 // each restart waits twice as long as the one before.
 func TestNotifierCrashesBackOffAndLogOnce(t *testing.T) {
 	const crashes = 4
-	lines := &lineBuffer{}
+	lines := &syncBuffer{}
 	logger := zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), lines)).
 		Level(zerolog.InfoLevel)
 	stats := &FaultStats{}
