@@ -551,11 +551,14 @@ func TestNotifierCrashesBackOffAndLogOnce(t *testing.T) {
 	}
 }
 
+// TestNotifierBackoffIsCapped checks the notifier's backoff constants: a
+// first restart that waits, and a cap that many crashes reach.
 func TestNotifierBackoffIsCapped(t *testing.T) {
-	if got := restartBackoff(1, notifierBackoffMin, notifierBackoffMax); got <= 0 {
+	lo, hi := notifierBackoffMin, notifierBackoffMax
+	if got := restartBackoff(1, lo, hi); got <= 0 {
 		t.Errorf("first notifier backoff = %v, want positive", got)
 	}
-	if got := restartBackoff(1000, notifierBackoffMin, notifierBackoffMax); got != notifierBackoffMax {
-		t.Errorf("backoff after 1000 crashes = %v, want the cap %v", got, notifierBackoffMax)
+	if got := restartBackoff(1000, lo, hi); got != hi {
+		t.Errorf("backoff after 1000 crashes = %v, want the cap %v", got, hi)
 	}
 }
