@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -660,35 +659,20 @@ func startEngine(t *testing.T, sock string) *enginesim.Server {
 }
 
 // scriptedEdges returns the socket proxy on sock and the Engine bridge
-// of the Engine on engine, with the stats main exports for them and the
-// bridge's own.
+// of the Engine on engine, with the stats for them, as main builds them
+// from its flags, and the bridge's own.
 func scriptedEdges(t *testing.T, sock, engine string,
 	logger zerolog.Logger) (actors.OperatorStats, *bridge.EdgeStats, []actors.Edge) {
 	t.Helper()
-	policy := bridge.HealthPolicy{FetchInterval: time.Hour,
-		RetryDelay: scriptedRetry}
-	bridgeStats := &bridge.EdgeStats{}
-	stats := actors.OperatorStats{
-		Notifier: &actors.NotifierStats{},
-		Proxy:    &actors.ProxyStats{},
-		Faults:   &actors.FaultStats{},
-		Extra:    []prometheus.Collector{bridgeStats},
-		Engine:   bridgeStats.Watch(policy),
-	}
-	proxy, err := actors.ListenProxy(actors.ProxyConfig{
-		Path: sock, Stats: stats.Proxy, Logger: logger,
-	})
+	cfg := defaultConfig()
+	cfg.proxySocket, cfg.engine = sock, engine
+	cfg.fetchInterval, cfg.retryDelay = time.Hour, scriptedRetry
+	stats := operatorStats(&cfg)
+	edges, err := buildEdges(cfg, logger, stats.Proxy, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	edge := bridge.NewEdge(bridge.EdgeConfig{
-		Engine:        bridge.NewEngineClient(engine, 30*time.Second),
-		FetchInterval: policy.FetchInterval,
-		RetryDelay:    policy.RetryDelay,
-		Stats:         bridgeStats,
-		Logger:        logger,
-	})
-	return stats, bridgeStats, []actors.Edge{proxy, {Name: "bridge", Props: edge}}
+	return stats, cfg.bridgeStats, edges
 }
 
 // stopService stops svc within stopTimeout.
@@ -1005,27 +989,16 @@ func TestHealthzEngineUnreachable(t *testing.T) {
 	sim.SetHealthchecksError("injected: engine down")
 
 	// The limit: the longer of 200ms + 3 × 50ms and two intervals.
-	policy := bridge.HealthPolicy{FetchInterval: 200 * time.Millisecond,
-		RetryDelay: 50 * time.Millisecond, MaxFailures: 3}
-	bridgeStats := &bridge.EdgeStats{}
-	stats := actors.OperatorStats{
-		Proxy:  &actors.ProxyStats{},
-		Extra:  []prometheus.Collector{bridgeStats},
-		Engine: bridgeStats.Watch(policy),
-	}
-	edge := bridge.NewEdge(bridge.EdgeConfig{
-		Engine:        bridge.NewEngineClient(sock, 5*time.Second),
-		FetchInterval: policy.FetchInterval,
-		RetryDelay:    policy.RetryDelay,
-		MaxFailures:   policy.MaxFailures,
-		Stats:         bridgeStats,
-		Logger:        logger,
-	})
+	cfg := defaultConfig()
+	cfg.engine = sock
+	cfg.fetchInterval, cfg.retryDelay = 200*time.Millisecond, 50*time.Millisecond
+	cfg.maxFailures = 3
+	stats := operatorStats(&cfg)
 	mcfg := actors.DefaultManagerConfig()
 	mcfg.Logger = logger
 	svc, err := actors.Start(actors.ServiceConfig{
 		Manager: mcfg,
-		Edges:   []actors.Edge{{Name: "bridge", Props: edge}},
+		Edges:   []actors.Edge{engineEdge(cfg, logger, nil)},
 		Logger:  logger,
 	})
 	if err != nil {

@@ -219,21 +219,7 @@ func serve(cfg config, logger zerolog.Logger) error {
 		syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	stats := actors.OperatorStats{
-		Notifier: &actors.NotifierStats{},
-		Proxy:    &actors.ProxyStats{},
-		Faults:   &actors.FaultStats{},
-	}
-	if cfg.engine != "" {
-		bridgeStats := &bridge.EdgeStats{}
-		stats.Extra = append(stats.Extra, bridgeStats)
-		stats.Engine = bridgeStats.Watch(bridge.HealthPolicy{
-			FetchInterval: cfg.fetchInterval,
-			RetryDelay:    cfg.retryDelay,
-			MaxFailures:   cfg.maxFailures,
-		})
-		cfg.bridgeStats = bridgeStats
-	}
+	stats := operatorStats(&cfg)
 	checks, err := openConfigFile(cfg.configFile, logger)
 	if err != nil {
 		return err
@@ -302,6 +288,29 @@ func serve(cfg config, logger zerolog.Logger) error {
 		return *err
 	}
 	return svc.Err()
+}
+
+// operatorStats returns the stats the operators' handler exports. With
+// the Engine bridge they hold the bridge's, by which /healthz judges the
+// Engine, and cfg.bridgeStats is set to those for engineEdge and
+// readiness.
+func operatorStats(cfg *config) actors.OperatorStats {
+	stats := actors.OperatorStats{
+		Notifier: &actors.NotifierStats{},
+		Proxy:    &actors.ProxyStats{},
+		Faults:   &actors.FaultStats{},
+	}
+	if cfg.engine == "" {
+		return stats
+	}
+	cfg.bridgeStats = &bridge.EdgeStats{}
+	stats.Extra = append(stats.Extra, cfg.bridgeStats)
+	stats.Engine = cfg.bridgeStats.Watch(bridge.HealthPolicy{
+		FetchInterval: cfg.fetchInterval,
+		RetryDelay:    cfg.retryDelay,
+		MaxFailures:   cfg.maxFailures,
+	})
+	return stats
 }
 
 // buildEdges returns the socket proxy and the Engine bridge that cfg asks
