@@ -25,9 +25,9 @@ const (
 	DefaultMaxConfigs               = 250_000
 )
 
-// statusTimeout bounds how long a client's request_status waits for the
-// manager.
-const statusTimeout = 30 * time.Second
+// requestTimeout bounds how long a client's request waits for the actor
+// that answers it.
+const requestTimeout = 30 * time.Second
 
 // ProxyConfig configures the socket proxy.
 type ProxyConfig struct {
@@ -293,7 +293,8 @@ func (p *proxy) handleRequest(c actor.Context, r *clientRequest) {
 		}
 		p.applyConfigs(c, cl, m)
 	case *messages.RequestStatus:
-		p.requestStatus(c, cl, m)
+		// The bridge tells a lost status by its error's prefix.
+		p.ask(c, cl, p.manager, m, p.relay(cl, messages.TypeRequestStatus))
 	case *messages.Shutdown:
 		p.handleShutdown(cl)
 	case *messages.InjectFault, *messages.ClearFaults:
@@ -305,34 +306,43 @@ func (p *proxy) handleRequest(c actor.Context, r *clientRequest) {
 	}
 }
 
-func (p *proxy) requestStatus(c actor.Context, cl *client, m *messages.RequestStatus) {
-	f := c.RequestFuture(p.manager, m, statusTimeout)
-	c.ReenterAfter(f, func(res any, err error) {
-		if p.clients[cl.id] != cl {
-			return // The client left while the manager answered.
+// applyConfigs sends a client's update to the manager, and answers the
+// client with an error naming its id for each config the manager rejects
+// itself, such as one over -max_checks. A lost answer goes unsaid: the
+// update went out.
+func (p *proxy) applyConfigs(c actor.Context, cl *client, m *messages.UpdateConfigs) {
+	p.ask(c, cl, p.manager, m, func(res any, _ error) {
+		if applied, ok := res.(*messages.ConfigsApplied); ok {
+			for _, rej := range applied.Rejected {
+				p.reject(cl, messages.ErrorFor(rej))
+			}
 		}
-		if err != nil {
-			p.reject(cl, &messages.Error{Message: "request_status: " + err.Error()})
-			return
-		}
-		p.send(cl, res)
 	})
 }
 
-// applyConfigs sends a client's update to the manager, and answers the
-// client with an error naming its id for each config the manager rejects
-// itself, such as one over -max_checks.
-func (p *proxy) applyConfigs(c actor.Context, cl *client, m *messages.UpdateConfigs) {
-	f := c.RequestFuture(p.manager, m, statusTimeout)
+// ask sends msg to target for a client and, in a later turn of the
+// proxy, hands answered the answer or the error of getting none, unless
+// the client left meanwhile.
+func (p *proxy) ask(c actor.Context, cl *client, target *actor.PID, msg any,
+	answered func(res any, err error)) {
+	f := c.RequestFuture(target, msg, requestTimeout)
 	c.ReenterAfter(f, func(res any, err error) {
-		applied, ok := res.(*messages.ConfigsApplied)
-		if err != nil || !ok || p.clients[cl.id] != cl {
-			return // The update went out; only its answer is lost.
-		}
-		for _, rej := range applied.Rejected {
-			p.reject(cl, messages.ErrorFor(rej))
+		if p.clients[cl.id] == cl {
+			answered(res, err)
 		}
 	})
+}
+
+// relay returns an answered func for ask that sends the answer on to the
+// client, or an error naming the request op.
+func (p *proxy) relay(cl *client, op string) func(res any, err error) {
+	return func(res any, err error) {
+		if err != nil {
+			p.reject(cl, &messages.Error{Message: op + ": " + err.Error()})
+			return
+		}
+		p.send(cl, res)
+	}
 }
 
 // handleFault passes a client's inject_fault or clear_faults on: faults go
@@ -348,17 +358,7 @@ func (p *proxy) handleFault(c actor.Context, cl *client, msg any) {
 	if _, ok := msg.(*messages.InjectFault); ok {
 		target = c.Parent()
 	}
-	f := c.RequestFuture(target, msg, statusTimeout)
-	c.ReenterAfter(f, func(res any, err error) {
-		if p.clients[cl.id] != cl {
-			return
-		}
-		if err != nil {
-			p.reject(cl, &messages.Error{Message: "fault: " + err.Error()})
-			return
-		}
-		p.send(cl, res)
-	})
+	p.ask(c, cl, target, msg, p.relay(cl, "fault"))
 }
 
 // sufferFault takes an injected panic aimed at the proxy itself.
