@@ -169,10 +169,10 @@ func (m *manager) armSave(c actor.Context) {
 // the manager owns, or, when it drains, at once.
 //
 // NOTE: the manager only collects the records; what is saved of each (a
-// JSON encoding and a hash of its config, some microseconds) is taken
-// by the writer, so that 250,000 checks do not hold the manager up for
-// a second. Records are safe for concurrent use; one removed meanwhile
-// is saved once more, and ignored at restore as any unconfigured ID.
+// JSON encoding and a hash of its config) is taken by the writer, so
+// that a large fleet's save does not hold the manager up. Records are
+// safe for concurrent use; one removed meanwhile is saved once more, and
+// ignored at restore as any unconfigured ID.
 func (m *manager) saveState(c actor.Context, final bool) {
 	if m.cfg.StateFile == "" {
 		return
