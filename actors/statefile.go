@@ -190,18 +190,21 @@ func (m *manager) saveState(c actor.Context, final bool) {
 	for _, rec := range m.records {
 		recs = append(recs, rec)
 	}
-	write := func() {
+	write := func() bool {
 		checks := make([]savedCheck, len(recs))
 		for i, rec := range recs {
 			checks[i] = rec.saved()
 		}
-		if err := writeStateFile(m.cfg.StateFile, checks); err != nil {
+		err := writeStateFile(m.cfg.StateFile, checks)
+		if err != nil {
 			m.log.Error().Err(err).Msg("state_file_not_written")
 		}
+		return err == nil
 	}
 	if final {
-		write()
-		m.log.Info().Int("checks", len(recs)).Msg("state_file_written")
+		if write() {
+			m.log.Info().Int("checks", len(recs)).Msg("state_file_written")
+		}
 		return
 	}
 	done := make(chan struct{})
