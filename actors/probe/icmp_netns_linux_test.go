@@ -137,14 +137,26 @@ type icmpDest struct {
 // ICMP host unreachable that quotes the echo request. An error quoting
 // the request is not its reply, so that probe times out too.
 var icmpDests = []icmpDest{
-	{"routed and silent", 1, "via", "blackhole",
-		"; read timed out: ", "i/o timeout", false},
-	{"no route", 2, "", "",
-		"; write failed: ", "network is unreachable", false},
-	{"unreachable route", 3, "unreachable", "",
-		"; write failed: ", "no route to host", false},
-	{"host unreachable from the backend", 4, "via", "unreachable",
-		"; read timed out: ", "i/o timeout", true},
+	{
+		name: "routed and silent", host: 1,
+		lbRoute: "via", beRoute: "blackhole",
+		want: "; read timed out: ", cause: "i/o timeout",
+	},
+	{
+		name: "no route", host: 2,
+		want: "; write failed: ", cause: "network is unreachable",
+	},
+	{
+		name: "unreachable route", host: 3,
+		lbRoute: "unreachable",
+		want:    "; write failed: ", cause: "no route to host",
+	},
+	{
+		name: "host unreachable from the backend", host: 4,
+		lbRoute: "via", beRoute: "unreachable",
+		want: "; read timed out: ", cause: "i/o timeout",
+		icmpError: true,
+	},
 }
 
 // unreachableAddr returns the address, of family f, of the destination
