@@ -371,11 +371,13 @@ func TestAllowUID(t *testing.T) {
 // group's members may connect, other users may not.
 func TestSocketGroup(t *testing.T) {
 	needRoot(t)
-	groups := []struct{ name, group string }{
-		{"by ID", strconv.Itoa(socketGID)},
+	type socketGroup struct {
+		name, group string
+		gid         int
 	}
+	groups := []socketGroup{{"by ID", strconv.Itoa(socketGID), socketGID}}
 	if g, err := user.LookupGroupId("65534"); err == nil {
-		groups = append(groups, struct{ name, group string }{"by name", g.Name})
+		groups = append(groups, socketGroup{"by name", g.Name, 65534})
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -384,10 +386,7 @@ func TestSocketGroup(t *testing.T) {
 				c.Group = g.group
 			}})
 			openToOthers(t, srv.path)
-			gid := socketGID
-			if g.name == "by name" {
-				gid = 65534
-			}
+			gid := g.gid
 			fi, err := os.Lstat(srv.path)
 			if err != nil {
 				t.Fatal(err)
