@@ -322,8 +322,9 @@ func (r *realServer) recordSettled(t *testing.T,
 
 // pin sets what depends on the clock in a JSON answer of the real
 // handler to fixed values before testNow: times, ages, probe durations
-// and counts, start lags. The rest, what the golden files are about, stays as the
-// server sent it: the fields, states, messages, restarts, problems.
+// and counts, start lags. The rest, what the golden files are about,
+// stays as the server sent it: the fields, states, messages, restarts,
+// problems.
 func pin(t *testing.T, path string, body []byte) []byte {
 	t.Helper()
 	var v any
