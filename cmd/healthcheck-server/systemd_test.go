@@ -275,7 +275,7 @@ func TestReadiness(t *testing.T) {
 // manager's next configs_applied line blocks it inside Receive, as a
 // manager stuck in a handler would be, until released.
 type wedge struct {
-	next    zerolog.LevelWriter
+	next    *logLines
 	armed   atomic.Bool
 	entered chan struct{}
 	gate    chan struct{}
@@ -284,7 +284,7 @@ type wedge struct {
 
 func newWedge(next *logLines) *wedge {
 	w := &wedge{
-		next:    zerolog.MultiLevelWriter(next),
+		next:    next,
 		entered: make(chan struct{}),
 		gate:    make(chan struct{}),
 	}
@@ -293,7 +293,8 @@ func newWedge(next *logLines) *wedge {
 }
 
 func (w *wedge) Write(p []byte) (int, error) {
-	if bytes.Contains(p, []byte(`"configs_applied"`)) && w.armed.CompareAndSwap(true, false) {
+	if bytes.Contains(p, []byte(`"configs_applied"`)) &&
+		w.armed.CompareAndSwap(true, false) {
 		close(w.entered)
 		<-w.gate
 	}
