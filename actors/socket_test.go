@@ -112,7 +112,8 @@ func TestListenUnixErrors(t *testing.T) {
 			got := slices.DeleteFunc(dirNames(t, filepath.Dir(tt.path)),
 				func(name string) bool { return name == filepath.Base(deep) })
 			if len(got) != 0 {
-				t.Errorf("directory holds %q after a failed listen, want nothing", got)
+				t.Errorf("directory holds %q after a failed listen, "+
+					"want nothing", got)
 			}
 		})
 	}

@@ -354,7 +354,8 @@ func TestAllowUID(t *testing.T) {
 				t.Fatalf("connecting as %d: %v", tt.uid, err)
 			}
 			if !strings.Contains(line, tt.wantLine) {
-				t.Errorf("first line = %s, want it to contain %q", line, tt.wantLine)
+				t.Errorf("first line = %s, want it to contain %q",
+					line, tt.wantLine)
 			}
 			if got := srv.stats.Refused.Load(); got != tt.wantCount {
 				t.Errorf("refused = %d, want %d", got, tt.wantCount)
@@ -400,11 +401,13 @@ func TestSocketGroup(t *testing.T) {
 
 			line, err := dialAs(t, srv.path, otherUID, gid)
 			if err != nil || !strings.Contains(line, `"type":"ready"`) {
-				t.Errorf("a member of the group: %q, %v; want a ready line", line, err)
+				t.Errorf("a member of the group: %q, %v; want a ready line",
+					line, err)
 			}
 			_, err = dialAs(t, srv.path, otherUID, otherGID)
 			if !errors.Is(err, syscall.EACCES) {
-				t.Errorf("a user outside the group: %v, want permission denied", err)
+				t.Errorf("a user outside the group: %v, "+
+					"want permission denied", err)
 			}
 		})
 	}

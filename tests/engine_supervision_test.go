@@ -204,9 +204,10 @@ func TestWarmRestartEngineSeesNoTransition(t *testing.T) {
 				})
 			for id, st := range truth {
 				if st.State != want || st.LastCheck.After(restartedAt) {
-					t.Fatalf("check %d while no probe can finish: %v, last probe "+
-						"%v; want %v from before the restart at %v", id, st.State,
-						st.LastCheck, want, restartedAt)
+					t.Fatalf("check %d while no probe can finish: %v, "+
+						"last probe %v; want %v from before the restart "+
+						"at %v", id, st.State, st.LastCheck, want,
+						restartedAt)
 				}
 			}
 
@@ -222,7 +223,8 @@ func TestWarmRestartEngineSeesNoTransition(t *testing.T) {
 					return true
 				})
 			if !withFile {
-				waitEngine(t, sim, "the first verdicts", notifiedSince(restartedAt, ids...))
+				waitEngine(t, sim, "the first verdicts",
+					notifiedSince(restartedAt, ids...))
 			}
 			for _, r := range sim.Received() {
 				if !r.At.After(restartedAt) {

@@ -45,8 +45,9 @@ func TestJudge(t *testing.T) {
 		wantErr []string // parts of the error; none: passes
 	}{
 		{
-			name:    "flat with noise",
-			samples: series{n: 18, start: time.Minute, noise: 0.03, spikeAt: -1}.samples(),
+			name: "flat with noise",
+			samples: series{n: 18, start: time.Minute, noise: 0.03,
+				spikeAt: -1}.samples(),
 		},
 		{
 			name: "flat with a sample taken mid-restart",
@@ -57,7 +58,8 @@ func TestJudge(t *testing.T) {
 			name: "growth in the warm-up only",
 			samples: append(
 				series{n: 6, growth: 0.5, spikeAt: -1}.samples(),
-				series{n: 12, start: time.Minute, growth: 0, spikeAt: -1}.samples()...),
+				series{n: 12, start: time.Minute, growth: 0,
+					spikeAt: -1}.samples()...),
 		},
 		{
 			name: "steady growth",
@@ -104,7 +106,8 @@ func TestJudge(t *testing.T) {
 				return
 			}
 			if v.err == nil {
-				t.Fatalf("judge passed, want an error with %q\n%s", tt.wantErr, v.table)
+				t.Fatalf("judge passed, want an error with %q\n%s",
+					tt.wantErr, v.table)
 			}
 			for _, want := range tt.wantErr {
 				if !strings.Contains(v.err.Error(), want) {
