@@ -62,8 +62,9 @@ type Error struct {
 
 // StatusErrorPrefix starts the Message of the Error the server sends a
 // socket client in place of a StatusResponse, when its manager did not
-// answer the RequestStatus. An Error names no request, so a client tells
-// this one from the others by the prefix.
+// answer the RequestStatus: the Error that fails a client's request
+// starts with the request's type and ": ". An Error names no request,
+// so a client tells this one from the others by the prefix.
 const StatusErrorPrefix = TypeRequestStatus + ": "
 
 // ErrorFor returns the Error reply for a rejected config.
