@@ -143,12 +143,8 @@ type managerState struct {
 	root *actor.RootContext
 	self *actor.PID
 
-	// backoffs holds the restarts of crashed children not yet due;
-	// notifierCrashes counts the notifier's crashes in a row, the last at
-	// notifierCrashedAt.
-	backoffs          backoffs
-	notifierCrashes   int
-	notifierCrashedAt time.Time
+	// backoffs holds the restarts of crashed children not yet due.
+	backoffs backoffs
 
 	// restorable holds the states read from the state file, until their
 	// checks are configured; saveTimer and saving drive the file's writes.
