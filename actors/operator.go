@@ -116,7 +116,8 @@ func (s *Service) serveHealthz(w http.ResponseWriter, stats OperatorStats) {
 	if stats.Engine != nil {
 		rep.Engine = stats.Engine()
 		if !rep.Engine.Reachable {
-			rep.Problems = append(rep.Problems, engineProblem(rep.Engine))
+			rep.Problems = append(rep.Problems,
+				rep.Engine.UnreachableProblem())
 		}
 	}
 	code := http.StatusOK
@@ -125,14 +126,6 @@ func (s *Service) serveHealthz(w http.ResponseWriter, stats OperatorStats) {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, rep)
-}
-
-// engineProblem is the problem /healthz lists for an unreachable Engine.
-func engineProblem(e *messages.EngineHealth) string {
-	if e.Problem == "" {
-		return "engine unreachable"
-	}
-	return "engine unreachable: " + e.Problem
 }
 
 func (s *Service) serveStatus(w http.ResponseWriter, _ *http.Request) {

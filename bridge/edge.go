@@ -342,12 +342,13 @@ func (e *edge) handleFetched(c actor.Context, m *fetched) {
 	e.armFetch(e.cfg.FetchInterval)
 }
 
-// handleApplied records that the manager applied a config set, and logs
-// the configs it rejected itself (it names them to the log as well).
+// handleApplied records that the manager applied a config set. The
+// configs the manager rejected itself it has logged, with their IDs, at
+// error; the bridge notes them at debug only.
 func (e *edge) handleApplied(m *messages.ConfigsApplied) {
 	e.cfg.Stats.LastApplied.Store(time.Now().UnixNano())
 	if len(m.Rejected) > 0 {
-		e.log.Warn().Int("rejected", len(m.Rejected)).
+		e.log.Debug().Int("rejected", len(m.Rejected)).
 			Str("first", m.Rejected[0].Error()).Msg("configs_rejected_by_manager")
 	}
 }

@@ -88,3 +88,12 @@ type EngineHealth struct {
 	// Pending is the number of statuses waiting for the Engine.
 	Pending int64 `json:"pending"`
 }
+
+// UnreachableProblem is the problem a /healthz lists when the Engine is
+// not reachable: "engine unreachable", with Problem after a colon.
+func (e *EngineHealth) UnreachableProblem() string {
+	if e.Problem == "" {
+		return "engine unreachable"
+	}
+	return "engine unreachable: " + e.Problem
+}

@@ -35,11 +35,7 @@ func operatorsHandler(stats *bridge.EdgeStats,
 		code := http.StatusOK
 		if !rep.Engine.Reachable {
 			rep.Status = "degraded"
-			problem := "engine unreachable"
-			if rep.Engine.Problem != "" {
-				problem += ": " + rep.Engine.Problem
-			}
-			rep.Problems = []string{problem}
+			rep.Problems = []string{rep.Engine.UnreachableProblem()}
 			code = http.StatusServiceUnavailable
 		}
 		w.Header().Set("Content-Type", "application/json")
