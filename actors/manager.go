@@ -294,9 +294,6 @@ func (m *manager) handleStarted(c actor.Context) {
 	m.armNotify(c)
 }
 
-// configsApplied is the manager's answer to an update that has a sender.
-type configsApplied = messages.ConfigsApplied
-
 func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 	if m.draining {
 		m.answerUpdate(c, nil)
@@ -338,7 +335,7 @@ func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 // manager rejected.
 func (m *manager) answerUpdate(c actor.Context, rejected []*messages.ConfigError) {
 	if c.Sender() != nil {
-		c.Respond(&configsApplied{Rejected: rejected})
+		c.Respond(&messages.ConfigsApplied{Rejected: rejected})
 	}
 }
 

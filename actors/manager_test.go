@@ -328,9 +328,9 @@ func TestMaxChecksRejectsEachConfig(t *testing.T) {
 	// The running checks keep their places; the new ones are cut.
 	update := &messages.UpdateConfigs{Configs: configs([]uint64{4, 1, 5, 2, 3}, time.Hour)}
 	res := h.ask(t, h.pid, update)
-	applied, ok := res.(*configsApplied)
+	applied, ok := res.(*messages.ConfigsApplied)
 	if !ok {
-		t.Fatalf("answer = %#v, want *configsApplied", res)
+		t.Fatalf("answer = %#v, want *messages.ConfigsApplied", res)
 	}
 	var got []uint64
 	for _, ce := range applied.Rejected {
