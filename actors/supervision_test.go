@@ -181,9 +181,18 @@ func TestHangingProbeDoesNotBlockTheCheck(t *testing.T) {
 			t.Fatalf("status = %#v, want check 1's", res)
 		}
 	}
-	waitFor(t, "the hang's timeout result", func() bool {
-		return h.statuses(t)[1].Message == "injected fault: hang: held past the timeout"
-	})
+	// The timeout fails the check, a state change the sink is told at once;
+	// the next probe, 10ms later, would overwrite it in the status.
+	const want = "injected fault: hang: held past the timeout"
+	deadline := time.Now().Add(15 * time.Second)
+	for found := false; !found; {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the hang's timeout result")
+		}
+		for _, n := range h.sink.next(t).Notifications {
+			found = found || (n.ID == 1 && n.Status.Message == want)
+		}
+	}
 }
 
 func TestNotifierCrashKeepsBatch(t *testing.T) {
