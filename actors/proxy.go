@@ -363,10 +363,11 @@ func (p *proxy) handleFault(c actor.Context, cl *client, msg any) {
 
 // sufferFault takes an injected panic aimed at the proxy itself.
 func (p *proxy) sufferFault(c actor.Context, f *messages.InjectFault) {
+	queued := min(f.Count, messages.MaxSingletonCrashes)
 	c.Respond(&messages.Ack{
-		Message: fmt.Sprintf("injected %d× %s into proxy", f.Count, f.Fault),
+		Message: fmt.Sprintf("injected %d× %s into proxy", queued, f.Fault),
 	})
-	for range min(f.Count, maxSingletonCrashes) {
+	for range queued {
 		c.Send(c.Self(), &messages.Crash{Reason: "injected fault: panic"})
 	}
 }

@@ -241,7 +241,7 @@ func (s *supervisor) handleStarted(c actor.Context) {
 // manager for checks, the notifier and itself, or an edge by name. The
 // target answers the original sender. The manager counts the faults it
 // queues; the root counts those it hands an edge, which queues at most
-// maxSingletonCrashes of them.
+// messages.MaxSingletonCrashes of them.
 func (s *supervisor) routeFault(c actor.Context, f *messages.InjectFault) {
 	switch f.Actor {
 	case "", messages.ActorManager, messages.ActorNotifier:
@@ -253,7 +253,7 @@ func (s *supervisor) routeFault(c actor.Context, f *messages.InjectFault) {
 		for _, e := range s.edges {
 			if e.Id == c.Self().Id+"/"+f.Actor {
 				s.cfg.Manager.FaultStats.countInjected(f.Fault,
-					min(f.Count, maxSingletonCrashes))
+					min(f.Count, messages.MaxSingletonCrashes))
 				c.Forward(e)
 				return
 			}

@@ -121,7 +121,7 @@ func TestInjectedFaultsCounted(t *testing.T) {
 		{
 			name:  "proxy, over the bound",
 			fault: messages.InjectFault{Actor: messages.ActorProxy, Count: 150},
-			want:  maxSingletonCrashes,
+			want:  messages.MaxSingletonCrashes,
 		},
 		{
 			name:  "bridge",
@@ -131,7 +131,7 @@ func TestInjectedFaultsCounted(t *testing.T) {
 		{
 			name:  "manager, over the bound",
 			fault: messages.InjectFault{Actor: messages.ActorManager, Count: 150},
-			want:  maxSingletonCrashes,
+			want:  messages.MaxSingletonCrashes,
 		},
 		{
 			name:  "check",

@@ -212,7 +212,7 @@ func (m *manager) handleRestartDue(r *restartDue) {
 // *messages.Error.
 func (m *manager) handleInjectFault(c actor.Context, f *messages.InjectFault) {
 	var target *actor.PID
-	queued := min(f.Count, maxSingletonCrashes)
+	queued := min(f.Count, messages.MaxSingletonCrashes)
 	switch f.Actor {
 	case "":
 		rec := m.records[f.ID]
@@ -246,10 +246,6 @@ func (m *manager) handleInjectFault(c actor.Context, f *messages.InjectFault) {
 		c.Send(target, &messages.Crash{Reason: "injected fault: panic"})
 	}
 }
-
-// maxSingletonCrashes bounds the crashes queued for one singleton at once;
-// the edges queue as many (see supervisor.routeFault).
-const maxSingletonCrashes = 100
 
 // describeFault says what an injection queued: queued of the f.Count
 // faults asked for, the rest being over a bound.

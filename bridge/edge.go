@@ -228,15 +228,13 @@ func (e *edge) Receive(c actor.Context) {
 	}
 }
 
-// maxCrashes bounds the crashes one injection queues.
-const maxCrashes = 100
-
 // sufferFault takes an injected panic aimed at the bridge.
 func (e *edge) sufferFault(c actor.Context, f *messages.InjectFault) {
+	queued := min(f.Count, messages.MaxSingletonCrashes)
 	c.Respond(&messages.Ack{
-		Message: fmt.Sprintf("injected %d× %s into bridge", f.Count, f.Fault),
+		Message: fmt.Sprintf("injected %d× %s into bridge", queued, f.Fault),
 	})
-	for range min(f.Count, maxCrashes) {
+	for range queued {
 		c.Send(c.Self(), &messages.Crash{Reason: "injected fault: panic"})
 	}
 }

@@ -41,6 +41,11 @@ var FaultActors = []string{ActorManager, ActorNotifier, ActorProxy, ActorBridge}
 // MaxFaultCount bounds InjectFault.Count.
 const MaxFaultCount = 1_000_000
 
+// MaxSingletonCrashes bounds the panics one InjectFault queues for a
+// singleton (the manager, notifier, proxy or bridge): a Count above it
+// queues this many, and the acknowledgement says so.
+const MaxSingletonCrashes = 100
+
 // InjectFault gives a check, or one of the tree's singletons, a fault to
 // suffer: the next Count probes of check ID, or Count panics of Actor.
 // The server accepts it only when fault injection is enabled.
