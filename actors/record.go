@@ -190,13 +190,13 @@ func (r *checkRecord) periodic(now time.Time) (messages.Status, bool) {
 // saved returns what the state file keeps of the check.
 func (r *checkRecord) saved() savedCheck {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return savedCheck{
-		ID:     r.id,
-		Config: fingerprint(&r.cfg),
-		Status: r.statusLocked(),
-		Since:  r.health.since,
-	}
+	cfg := r.cfg
+	s := savedCheck{ID: r.id, Status: r.statusLocked(), Since: r.health.since}
+	r.mu.Unlock()
+
+	// Hashed outside the lock, which the check's actor takes every probe.
+	s.Config = fingerprint(&cfg)
+	return s
 }
 
 // detach ends the record's part in the telemetry, when its check is
