@@ -180,7 +180,7 @@ func TestLogsOneLinePerStateChangeAndNonePerProbe(t *testing.T) {
 
 // TestLogsOneLinePerConfigSet checks that a config set is summarised in
 // one configs_applied line with its counts, and logs nothing per check
-// but state changes.
+// but state changes; a set that changes nothing is not logged at info.
 func TestLogsOneLinePerConfigSet(t *testing.T) {
 	var buf syncBuffer
 	h := newManagerHarness(t, func(c *ManagerConfig) {
@@ -201,6 +201,15 @@ func TestLogsOneLinePerConfigSet(t *testing.T) {
 	waitFor(t, "two configs_applied lines", func() bool {
 		return strings.Count(buf.String(), `"configs_applied"`) == 2
 	})
+	// The same set again, as the Engine sends it every fetch, changes
+	// nothing and is not logged at info; the request after it is
+	// answered once the manager has handled it.
+	h.sys.Root.Send(h.pid, &messages.UpdateConfigs{
+		Configs: []messages.Config{
+			tcpConfig(1, time.Hour), changed, tcpConfig(4, time.Hour),
+		},
+	})
+	h.statuses(t)
 	// The checks handle their part of the set after the manager; a
 	// request to each, answered in mailbox order, waits for it.
 	for _, id := range []uint64{1, 2, 4} {

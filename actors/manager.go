@@ -324,7 +324,13 @@ func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 		}
 	}
 	removed := m.removeUndesired(c, desired)
-	m.log.Info().Int("added", added).Int("updated", updated).
+	// The Engine sends its whole set every fetch: a set that changes
+	// nothing is logged at debug, so info keeps only the changes.
+	ev := m.log.Info()
+	if added+updated+removed+len(msg.Rejected)+len(over) == 0 {
+		ev = m.log.Debug()
+	}
+	ev.Int("added", added).Int("updated", updated).
 		Int("unchanged", unchanged).Int("removed", removed).
 		Int("rejected", len(msg.Rejected)+len(over)).
 		Int("checks", len(m.records)).Msg("configs_applied")

@@ -68,8 +68,19 @@ func (cfg *LinkConfig) applyDefaults() {
 // the request or the connection is lost first. It sends the Sink every
 // notification_batch the server writes.
 func NewLink(cfg LinkConfig) *actor.Props {
+	return newLink(cfg, false)
+}
+
+// newLink is NewLink with the first dial held, when held is set, until the
+// link receives a *linkDial: StartSplit holds it until the Sink exists, so
+// that nothing the server sends at once is lost as a dead letter.
+func newLink(cfg LinkConfig, held bool) *actor.Props {
 	cfg.applyDefaults()
-	l := &link{cfg: cfg, log: cfg.Logger.With().Str("actor", "link").Logger()}
+	l := &link{
+		cfg:  cfg,
+		log:  cfg.Logger.With().Str("actor", "link").Logger(),
+		held: held,
+	}
 	// NOTE: every incarnation is the same value, so a restart keeps the
 	// connection and the configs to resend.
 	return actor.PropsFromProducer(func() actor.Actor { return l })
@@ -82,6 +93,8 @@ type link struct {
 	log        zerolog.Logger
 	self       *actor.PID
 	root       *actor.RootContext
+	// held keeps the link from dialing until its first *linkDial.
+	held bool
 
 	// gen numbers connections, so events of an old one are ignored.
 	gen     uint64
@@ -143,13 +156,13 @@ func (l *link) Receive(c actor.Context) {
 	case *linkDown:
 		l.handleDown(c, m)
 	case *linkDial:
-		l.timer = nil
+		l.timer, l.held = nil, false
 		l.dial()
 	case *linkDialled:
 		l.handleDialled(m)
 	case *actor.Started:
 		l.self, l.root = c.Self(), c.ActorSystem().Root
-		if l.conn == nil {
+		if l.conn == nil && !l.held {
 			l.dial()
 		}
 	case *actor.Stopping:

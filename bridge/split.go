@@ -27,11 +27,12 @@ const (
 	splitEdgeName = "bridge"
 )
 
-// StartSplit spawns the link and the edge in sys, each addressing the
-// other by name. It sets link.Sink.
+// StartSplit spawns the link and the edge in sys, the link addressing the
+// edge by name. It sets link.Sink. The link connects to the server only
+// once the edge exists, so the statuses the server sends at once reach it.
 func StartSplit(sys *actor.ActorSystem, link LinkConfig, edge EdgeConfig) (*Split, error) {
 	link.Sink = actor.NewPID(sys.Address(), splitEdgeName)
-	linkPID, err := sys.Root.SpawnNamed(NewLink(link), splitLinkName)
+	linkPID, err := sys.Root.SpawnNamed(newLink(link, true), splitLinkName)
 	if err != nil {
 		return nil, fmt.Errorf("start split bridge: %w", err)
 	}
@@ -40,6 +41,8 @@ func StartSplit(sys *actor.ActorSystem, link LinkConfig, edge EdgeConfig) (*Spli
 		sys.Root.Stop(linkPID)
 		return nil, fmt.Errorf("start split bridge: %w", err)
 	}
+	// The edge exists now: what the server sends at once reaches it.
+	sys.Root.Send(linkPID, &linkDial{})
 	sp := &Split{sys: sys, link: linkPID, edge: edgePID, died: make(chan struct{})}
 	sp.watcher = sys.Root.Spawn(actor.PropsFromFunc(sp.watch))
 	return sp, nil

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/lbhealth/hcsupervisor/messages"
 )
 
 func TestSplitDiesWithItsEdge(t *testing.T) {
@@ -68,4 +70,42 @@ func TestSplitStopIsNotDeath(t *testing.T) {
 		t.Error("Died closed by a requested stop")
 	default:
 	}
+}
+
+// What the server sends as soon as the link connects reaches the Engine:
+// the link connects only once the edge exists. Repeated, because the
+// link and the edge start in the same instant.
+func TestSplitPassesOnTheFirstStatuses(t *testing.T) {
+	for range 20 {
+		splitPassesOnTheFirstStatuses(t)
+	}
+}
+
+func splitPassesOnTheFirstStatuses(t *testing.T) {
+	engine := &fakeEngine{}
+	server := serveStatusLines(t, [][]any{{&messages.StatusResponse{
+		Statuses: []messages.CheckStatus{healthy(7, "up")},
+	}}})
+	sys := newTestSystem(t)
+	defer sys.Shutdown()
+	logger := zerolog.New(zerolog.NewTestWriter(t))
+	sp, err := StartSplit(sys,
+		LinkConfig{Socket: server, Logger: logger},
+		EdgeConfig{
+			Engine: NewEngineClient(
+				serveRPC(t, "SeesawEngine", engine), time.Second),
+			FetchInterval: time.Hour,
+			RetryDelay:    time.Hour,
+			Logger:        logger,
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Stop()
+
+	waitUntil(t, "the status sent on connect, in the Engine", func() bool {
+		engine.mu.Lock()
+		defer engine.mu.Unlock()
+		return len(engine.received) == 1 && engine.received[0].Id == 7
+	})
 }
