@@ -139,7 +139,9 @@ type edge struct {
 	fetchTimer *timer
 	fetching   *call
 
-	pending   *statusQueue
+	pending *statusQueue
+	// guard filters the status asked for after an outage.
+	guard     snapshotGuard
 	sending   *call
 	inFlight  []messages.CheckStatus
 	sendTimer *timer
@@ -188,6 +190,7 @@ type (
 func (e *edge) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *messages.NotificationBatch:
+		e.guard.passed(m.Notifications)
 		if m.Periodic {
 			e.pending.addRefresh(m.Notifications)
 		} else {
@@ -222,6 +225,7 @@ func (e *edge) Receive(c actor.Context) {
 		e.flushOnStop()
 	case *actor.Restarting:
 		e.halt()
+		e.guard.cancel()
 	case *actor.Stopped:
 	default:
 		e.unexpected.log(e.log, m)
@@ -445,19 +449,16 @@ func (e *edge) retryDelay() time.Duration {
 // resendAll asks the manager for every check's status and queues it, so
 // the Engine ends with the truth after an outage however it began.
 func (e *edge) resendAll(c actor.Context) {
+	e.guard.asked()
 	f := c.RequestFuture(e.manager, &messages.RequestStatus{}, statusTimeout)
 	c.ReenterAfter(f, func(res any, err error) {
 		sr, ok := res.(*messages.StatusResponse)
 		if err != nil || !ok {
+			e.guard.answered(nil)
 			e.log.Error().Err(err).Msg("status_after_recovery_failed")
 			return
 		}
-		var known []messages.CheckStatus
-		for _, cs := range sr.Statuses {
-			if cs.Status.State != messages.StateUnknown {
-				known = append(known, cs)
-			}
-		}
+		known := e.guard.answered(sr.Statuses)
 		e.pending.addOlder(known)
 		e.cfg.Stats.Pending.Store(int64(e.pending.len()))
 		e.send()

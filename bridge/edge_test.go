@@ -392,3 +392,55 @@ func TestStatusQueueChangesFirst(t *testing.T) {
 		t.Errorf("bounded take = %v, want %v", got, want)
 	}
 }
+
+// A snapshot loses the statuses older than one passed on while it was
+// pending, and its unknown ones; the guard notes nothing while no
+// snapshot is pending, and forgets once the last one is answered.
+func TestSnapshotGuard(t *testing.T) {
+	at := time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)
+	status := func(id uint64, state messages.State, sec int) messages.CheckStatus {
+		return messages.CheckStatus{ID: id, Status: messages.Status{
+			State: state, LastCheck: at.Add(time.Duration(sec) * time.Second),
+		}}
+	}
+	idsOf := func(batch []messages.CheckStatus) []uint64 {
+		var out []uint64
+		for _, cs := range batch {
+			out = append(out, cs.ID)
+		}
+		return out
+	}
+	snapshot := []messages.CheckStatus{
+		status(1, messages.StateHealthy, 5),
+		status(2, messages.StateHealthy, 5),
+		status(3, messages.StateUnknown, 0),
+		status(4, messages.StateUnhealthy, 5),
+	}
+
+	var g snapshotGuard
+	g.passed([]messages.CheckStatus{status(1, messages.StateUnhealthy, 9)})
+	g.asked()
+	g.passed([]messages.CheckStatus{
+		status(2, messages.StateUnhealthy, 6), // newer: 2 is dropped
+		status(4, messages.StateHealthy, 5),   // as old: 4 stays
+	})
+	g.asked()
+	if got, want := idsOf(g.answered(nil)), []uint64(nil); !slices.Equal(got, want) {
+		t.Errorf("a failed snapshot = %v, want %v", got, want)
+	}
+	if got, want := idsOf(g.answered(snapshot)), []uint64{1, 4}; !slices.Equal(got, want) {
+		t.Errorf("the snapshot = %v, want %v", got, want)
+	}
+
+	// None pending: a snapshot answered late keeps every known status.
+	g.passed([]messages.CheckStatus{status(1, messages.StateUnhealthy, 9)})
+	if got, want := idsOf(g.answered(snapshot)), []uint64{1, 2, 4}; !slices.Equal(got, want) {
+		t.Errorf("a snapshot after the last = %v, want %v", got, want)
+	}
+	g.asked()
+	g.passed([]messages.CheckStatus{status(1, messages.StateUnhealthy, 9)})
+	g.cancel()
+	if g.pending != 0 || g.seen != nil {
+		t.Errorf("after cancel: %d pending, %d seen; want none", g.pending, len(g.seen))
+	}
+}

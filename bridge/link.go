@@ -21,6 +21,7 @@ const (
 	DefaultReconnectDelay   = time.Second
 	DefaultMaxReconnect     = 10 * time.Second
 	DefaultLinkWriteTimeout = 10 * time.Second
+	DefaultReadyTimeout     = 10 * time.Second
 	// linkMaxLine bounds a line from the server: a status response for a
 	// large fleet is big, but not unbounded.
 	linkMaxLine = 256 << 20
@@ -38,6 +39,10 @@ type LinkConfig struct {
 	MaxReconnectDelay time.Duration
 	// WriteTimeout bounds one write to the server. Default 10s.
 	WriteTimeout time.Duration
+	// ReadyTimeout bounds the wait for the server's ready line after
+	// connecting; a server that accepts but never says ready is left
+	// and dialled again. Default 10s.
+	ReadyTimeout time.Duration
 	// Logger receives the link's log lines.
 	Logger zerolog.Logger
 }
@@ -54,6 +59,9 @@ func (cfg *LinkConfig) applyDefaults() {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultLinkWriteTimeout
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = DefaultReadyTimeout
 	}
 }
 
@@ -108,12 +116,16 @@ type link struct {
 	// waiters are the askers of status requests the server has not
 	// answered, oldest first.
 	waiters []*actor.PID
+	// guard filters the link's own status request on connect.
+	guard snapshotGuard
 }
 
 // linkConn is one connection with its reader and writer goroutines.
 type linkConn struct {
-	conn       net.Conn
-	ready      bool
+	conn  net.Conn
+	ready bool
+	// readyTimer ends the wait for the ready line.
+	readyTimer *time.Timer
 	out        chan []byte
 	readerDone chan struct{}
 	writerDone chan struct{}
@@ -134,6 +146,7 @@ type (
 		gen uint64
 		err error
 	}
+	linkReadyDue struct{ gen uint64 }
 )
 
 // IgnoreDeadLetterLogging keeps events of connections that outlive the
@@ -142,6 +155,9 @@ func (*linkLine) IgnoreDeadLetterLogging() {}
 
 // IgnoreDeadLetterLogging: see linkLine.
 func (*linkDown) IgnoreDeadLetterLogging() {}
+
+// IgnoreDeadLetterLogging: see linkLine.
+func (*linkReadyDue) IgnoreDeadLetterLogging() {}
 
 // Receive handles one message.
 func (l *link) Receive(c actor.Context) {
@@ -155,6 +171,8 @@ func (l *link) Receive(c actor.Context) {
 		l.handleLine(c, m)
 	case *linkDown:
 		l.handleDown(c, m)
+	case *linkReadyDue:
+		l.handleReadyDue(m)
 	case *linkDial:
 		l.timer, l.held = nil, false
 		l.dial()
@@ -204,9 +222,24 @@ func (l *link) handleDialled(m *linkDialled) {
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
+	gen, self, root := l.gen, l.self, l.root
+	l.conn.readyTimer = time.AfterFunc(l.cfg.ReadyTimeout, func() {
+		root.Send(self, &linkReadyDue{gen: gen})
+	})
 	go l.conn.read(l.gen, l.self, l.root)
 	go l.conn.write(l.cfg.WriteTimeout, l.log)
 	l.log.Info().Str("socket", l.cfg.Socket).Msg("server_connected")
+}
+
+// handleReadyDue leaves a connection whose server never said ready; the
+// reader then ends it, and the link dials again.
+func (l *link) handleReadyDue(m *linkReadyDue) {
+	if l.conn == nil || m.gen != l.gen || l.conn.ready {
+		return
+	}
+	l.log.Warn().Dur("waited", l.cfg.ReadyTimeout).
+		Msg("server_not_ready_reconnecting")
+	l.conn.conn.Close()
 }
 
 // retry schedules the next dial with exponential backoff.
@@ -232,6 +265,7 @@ func (l *link) handleLine(c actor.Context, m *linkLine) {
 	switch msg := m.msg.(type) {
 	case *messages.Ready:
 		l.conn.ready = true
+		l.conn.readyTimer.Stop()
 		l.backoff = 0
 		l.log.Info().Msg("server_ready")
 		l.sendConfigs()
@@ -239,10 +273,12 @@ func (l *link) handleLine(c actor.Context, m *linkLine) {
 		// bridge was connected reach the Engine now, not at the next
 		// periodic status. A nil waiter stands for that request.
 		l.waiters = append([]*actor.PID{nil}, l.waiters...)
+		l.guard.asked()
 		for range l.waiters {
 			l.enqueue(&messages.RequestStatus{})
 		}
 	case *messages.NotificationBatch:
+		l.guard.passed(msg.Notifications)
 		if l.cfg.Sink != nil {
 			c.Send(l.cfg.Sink, msg)
 		}
@@ -275,8 +311,11 @@ func (l *link) handleRequestStatus(c actor.Context) {
 func (l *link) handleError(c actor.Context, e *messages.Error) {
 	if e.ID == nil && strings.HasPrefix(e.Message, messages.StatusErrorPrefix) {
 		l.log.Warn().Str("error", e.Message).Msg("server_status_failed")
-		if w, _ := l.popWaiter(); w != nil {
+		switch w, ok := l.popWaiter(); {
+		case w != nil:
 			c.Send(w, e)
+		case ok:
+			l.guard.answered(nil)
 		}
 		return
 	}
@@ -298,7 +337,10 @@ func (l *link) popWaiter() (w *actor.PID, ok bool) {
 	return w, true
 }
 
-// answer hands a status response to the oldest waiter.
+// answer hands a status response to the oldest waiter. The link's own
+// request goes to the Sink as a periodic batch, so that the changes
+// queued there go first, without the statuses that notifications passed
+// on meanwhile made old.
 func (l *link) answer(c actor.Context, sr *messages.StatusResponse) {
 	w, ok := l.popWaiter()
 	switch {
@@ -308,14 +350,11 @@ func (l *link) answer(c actor.Context, sr *messages.StatusResponse) {
 		c.Send(w, sr)
 		return
 	}
-	var known []messages.CheckStatus
-	for _, cs := range sr.Statuses {
-		if cs.Status.State != messages.StateUnknown {
-			known = append(known, cs)
-		}
-	}
+	known := l.guard.answered(sr.Statuses)
 	if len(known) > 0 && l.cfg.Sink != nil {
-		c.Send(l.cfg.Sink, &messages.NotificationBatch{Notifications: known})
+		c.Send(l.cfg.Sink, &messages.NotificationBatch{
+			Notifications: known, Periodic: true,
+		})
 	}
 }
 
@@ -354,6 +393,7 @@ func (l *link) handleDown(c actor.Context, m *linkDown) {
 		}
 	}
 	l.waiters = nil
+	l.guard.cancel()
 	err := m.err
 	if err == nil {
 		err = errors.New("server closed the connection")
@@ -362,6 +402,7 @@ func (l *link) handleDown(c actor.Context, m *linkDown) {
 }
 
 func (l *link) closeConn() {
+	l.conn.readyTimer.Stop()
 	close(l.conn.out)
 	<-l.conn.writerDone
 	<-l.conn.readerDone
@@ -386,6 +427,7 @@ func (l *link) halt(c actor.Context) {
 		}
 	}
 	l.waiters = nil
+	l.guard.cancel()
 }
 
 // read decodes lines until the connection ends.

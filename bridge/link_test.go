@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
 	"github.com/lbhealth/hcsupervisor/messages"
@@ -124,5 +125,77 @@ func TestLinkAnswersStatusRequestsInOrder(t *testing.T) {
 				t.Errorf("askers got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// The link's own status request at connecting reaches the Sink as a
+// periodic batch, without the statuses that a notification passed on
+// meanwhile made old, and without unknown ones.
+func TestLinkPassesOnItsSnapshotAsPeriodic(t *testing.T) {
+	at := time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)
+	status := func(id uint64, state messages.State, sec int) messages.CheckStatus {
+		return messages.CheckStatus{ID: id, Status: messages.Status{
+			State: state, LastCheck: at.Add(time.Duration(sec) * time.Second),
+		}}
+	}
+	change := &messages.NotificationBatch{Notifications: []messages.CheckStatus{
+		status(7, messages.StateUnhealthy, 2),
+	}}
+	snapshot := &messages.StatusResponse{Statuses: []messages.CheckStatus{
+		status(7, messages.StateHealthy, 1),
+		status(8, messages.StateHealthy, 1),
+		status(9, messages.StateUnknown, 0),
+	}}
+	sys := newTestSystem(t)
+	defer sys.Shutdown()
+	batches := make(chan *messages.NotificationBatch, 4)
+	sink := sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		if b, ok := c.Message().(*messages.NotificationBatch); ok {
+			batches <- b
+		}
+	}))
+	link := sys.Root.Spawn(NewLink(LinkConfig{
+		Socket: serveStatusLines(t, [][]any{{change, snapshot}}),
+		Sink:   sink,
+		Logger: zerolog.New(zerolog.NewTestWriter(t)),
+	}))
+	defer func() { sys.Root.StopFuture(link).Wait() }()
+
+	want := []*messages.NotificationBatch{change, {
+		Notifications: []messages.CheckStatus{status(8, messages.StateHealthy, 1)},
+		Periodic:      true,
+	}}
+	for i, w := range want {
+		select {
+		case got := <-batches:
+			if diff := cmp.Diff(w, got); diff != "" {
+				t.Errorf("batch %d (-want +got):\n%s", i, diff)
+			}
+		case <-time.After(callBound):
+			t.Fatalf("batch %d never reached the sink", i)
+		}
+	}
+}
+
+// A server that accepts the connection but never says ready is left
+// after ReadyTimeout and dialled again.
+func TestLinkLeavesAServerThatIsNeverReady(t *testing.T) {
+	socket, accepted := serveHung(t)
+	sys := newTestSystem(t)
+	defer sys.Shutdown()
+	link := sys.Root.Spawn(NewLink(LinkConfig{
+		Socket:         socket,
+		ReadyTimeout:   50 * time.Millisecond,
+		ReconnectDelay: 10 * time.Millisecond,
+		Logger:         zerolog.New(zerolog.NewTestWriter(t)),
+	}))
+	defer func() { sys.Root.StopFuture(link).Wait() }()
+
+	for i := range 2 {
+		select {
+		case <-accepted:
+		case <-time.After(callBound):
+			t.Fatalf("connection %d never came", i+1)
+		}
 	}
 }

@@ -102,3 +102,64 @@ func (q *statusQueue) takeLane(order []uint64, change bool, n int,
 	}
 	return order[i:]
 }
+
+// snapshotGuard keeps a snapshot of every check's status from telling the
+// Engine an old state after a new one. The manager reads a snapshot while
+// the checks run, so a notification passed on while the snapshot was on
+// its way can be newer than the snapshot's status of the same check.
+// While snapshots are pending, the guard notes the newest LastCheck passed
+// on per check; a snapshot's older statuses are then dropped.
+type snapshotGuard struct {
+	pending int
+	// seen maps a check ID to the newest LastCheck, in Unix nanoseconds,
+	// passed on since the oldest pending snapshot was asked for.
+	seen map[uint64]int64
+}
+
+// asked notes that a snapshot was asked for.
+func (g *snapshotGuard) asked() {
+	if g.pending == 0 {
+		g.seen = make(map[uint64]int64)
+	}
+	g.pending++
+}
+
+// passed notes statuses passed on towards the Engine.
+func (g *snapshotGuard) passed(batch []messages.CheckStatus) {
+	if g.pending == 0 {
+		return
+	}
+	for _, cs := range batch {
+		if at := cs.Status.LastCheck.UnixNano(); at > g.seen[cs.ID] {
+			g.seen[cs.ID] = at
+		}
+	}
+}
+
+// answered takes a snapshot that was asked for, or nil when the request
+// failed, and returns the statuses worth passing on: those with a known
+// state that nothing newer overtook.
+func (g *snapshotGuard) answered(snapshot []messages.CheckStatus) []messages.CheckStatus {
+	var out []messages.CheckStatus
+	for _, cs := range snapshot {
+		at, ok := g.seen[cs.ID]
+		if cs.Status.State == messages.StateUnknown ||
+			ok && cs.Status.LastCheck.UnixNano() < at {
+			continue
+		}
+		out = append(out, cs)
+	}
+	if g.pending > 0 {
+		g.pending--
+	}
+	if g.pending == 0 {
+		g.seen = nil
+	}
+	return out
+}
+
+// cancel forgets every pending snapshot, as when the connection that
+// would answer them is lost.
+func (g *snapshotGuard) cancel() {
+	g.pending, g.seen = 0, nil
+}
