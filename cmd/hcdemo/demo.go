@@ -148,6 +148,8 @@ func (d *demo) startSplit(ctx context.Context) error {
 		"-engine_socket", d.engineSocket,
 		"-server_socket", d.serverSocket,
 		"-fetch_interval", d.o.FetchInterval.String(),
+		// As the server's: a listener on a fixed port could be taken.
+		"-metrics_addr=",
 		"-log_format", "console",
 		"-log_level", "warn",
 	})

@@ -2,8 +2,16 @@ package main
 
 import (
 	"bytes"
+	"flag"
+	"io"
+	"net"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
 )
 
 func TestRunRejectsBadFlags(t *testing.T) {
@@ -28,4 +36,86 @@ func TestRunRejectsBadFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The flags shared with Seesaw's seesaw_healthcheck keep its defaults.
+func TestFlagDefaults(t *testing.T) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("healthcheck-proxy", flag.ContinueOnError)
+	cfg.register(fs)
+	for name, want := range map[string]string{
+		"engine_socket":        "/var/run/seesaw/engine/engine.sock",
+		"server_socket":        "/var/run/seesaw/healthcheck-proxy.sock",
+		"fetch_interval":       "15s",
+		"retry_delay":          "2s",
+		"max_failures":         "10",
+		"exit_on_max_failures": "false",
+	} {
+		switch f := fs.Lookup(name); {
+		case f == nil:
+			t.Errorf("-%s is not defined", name)
+		case f.DefValue != want:
+			t.Errorf("-%s defaults to %q, want %q", name, f.DefValue, want)
+		}
+	}
+}
+
+// With -exit_on_max_failures the proxy exits with status 1 once
+// -max_failures HealthState calls failed in a row.
+func TestExitOnMaxFailures(t *testing.T) {
+	dir := t.TempDir()
+	server := serveNotification(t, filepath.Join(dir, "hc.sock"))
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run([]string{
+			"-engine_socket", filepath.Join(dir, "no-engine.sock"),
+			"-server_socket", server, "-metrics_addr", "",
+			"-max_failures", "2", "-retry_delay", "10ms",
+			"-exit_on_max_failures",
+		}, zerolog.NewTestWriter(t))
+	}()
+	select {
+	case code := <-exited:
+		if code != 1 {
+			t.Errorf("exit status = %d, want 1", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the proxy did not exit")
+	}
+}
+
+// serveNotification serves a server's socket at path that says ready and
+// sends one notification on every connection, then reads until the
+// client leaves. It returns path.
+func serveNotification(t *testing.T, path string) string {
+	t.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	lines := `{"type":"ready"}` + "\n" +
+		`{"type":"notification_batch","notifications":[{"id":1,"status":` +
+		`{"state":"healthy","message":"up","last_check":` +
+		`"2026-12-04T06:00:00Z","duration":"1ms"}}]}` + "\n"
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(30 * time.Second))
+				if _, err := conn.Write([]byte(lines)); err == nil {
+					io.Copy(io.Discard, conn)
+				}
+			})
+		}
+	})
+	return path
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -268,6 +269,97 @@ func TestStateFileSurvivesKill(t *testing.T) {
 		if !cs.Status.LastCheck.Before(killed) {
 			t.Errorf("check %d: last probe %v, after the kill at %v; want the "+
 				"saved one", cs.ID, cs.Status.LastCheck, killed)
+		}
+	}
+}
+
+// The flags of Seesaw's seesaw_healthcheck keep its names and defaults,
+// so that its command lines run unchanged.
+func TestSeesawFlagDefaults(t *testing.T) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("healthcheck-server", flag.ContinueOnError)
+	cfg.register(fs)
+	for name, want := range map[string]string{
+		"batch_delay":     "100ms",
+		"batch_size":      "100",
+		"channel_size":    "1000",
+		"dry_run":         "false",
+		"engine":          "/var/run/seesaw/engine/engine.sock",
+		"fetch_interval":  "15s",
+		"max_failures":    "10",
+		"notify_interval": "15s",
+		"retry_delay":     "2s",
+	} {
+		switch f := fs.Lookup(name); {
+		case f == nil:
+			t.Errorf("-%s is not defined", name)
+		case f.DefValue != want:
+			t.Errorf("-%s defaults to %q, want %q", name, f.DefValue, want)
+		}
+	}
+}
+
+// With -exit_on_max_failures the server exits with status 1 once
+// -max_failures HealthState calls failed in a row, as Seesaw's does.
+func TestExitOnMaxFailures(t *testing.T) {
+	backend := startPingBackend(t)
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "hc.sock")
+	logs := newLogLines(t)
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run([]string{
+			"-engine", filepath.Join(dir, "no-engine.sock"),
+			"-proxy_socket", socket, "-metrics_addr", "",
+			"-max_failures", "2", "-retry_delay", "10ms",
+			"-exit_on_max_failures",
+		}, logs)
+	}()
+
+	// A check from the socket gives the bridge a status to send.
+	conn := dialWhenUp(t, socket, exited)
+	defer conn.Close()
+	line := fmt.Sprintf(`{"type":"update_configs","configs":[`+
+		`{"id":1,"interval":"50ms","timeout":"1s","checker_type":"tcp",`+
+		`"ip":"127.0.0.1","port":%d}]}`+"\n",
+		backend.ln.Addr().(*net.TCPAddr).Port)
+	conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte(line)); err != nil {
+		t.Fatal(err)
+	}
+
+	select {
+	case code := <-exited:
+		if code != 1 {
+			t.Errorf("exit status = %d, want 1", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not exit")
+	}
+	failed := logs.waitCount(t, 1, "server_failed", nil)
+	if err, _ := failed[0]["error"].(string); !strings.Contains(err,
+		"2 HealthState calls failed") {
+		t.Errorf("server_failed error = %q, want the failed calls", err)
+	}
+}
+
+// dialWhenUp connects to the server's socket once it listens, failing
+// the test if the server exits first or does not listen in time.
+func dialWhenUp(t *testing.T, socket string, exited <-chan int) net.Conn {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := net.DialTimeout("unix", socket, time.Second)
+		if err == nil {
+			return conn
+		}
+		select {
+		case code := <-exited:
+			t.Fatalf("the server exited with status %d before listening", code)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server never listened on %s: %v", socket, err)
 		}
 	}
 }
