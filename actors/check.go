@@ -113,7 +113,7 @@ func (a *checkActor) Receive(c actor.Context) {
 	case *updateCheck:
 		a.handleUpdate(m)
 	case *messages.RequestStatus:
-		c.Respond(&messages.CheckStatus{ID: a.rec.id, Status: a.rec.status()})
+		c.Respond(&messages.CheckStatus{ID: a.rec.id, Status: a.rec.reply(time.Now())})
 	case *actor.Started:
 		a.handleStarted(c)
 	case *actor.Restarting:

@@ -536,8 +536,9 @@ func parseChildID(pidID string) (uint64, bool) {
 // statusResponse returns every check's status, ordered by ID.
 func (m *manager) statusResponse() *messages.StatusResponse {
 	statuses := make([]messages.CheckStatus, 0, len(m.records))
+	now := time.Now()
 	for id, rec := range m.records {
-		statuses = append(statuses, messages.CheckStatus{ID: id, Status: rec.status()})
+		statuses = append(statuses, messages.CheckStatus{ID: id, Status: rec.reply(now)})
 	}
 	slices.SortFunc(statuses, func(a, b messages.CheckStatus) int {
 		return cmpUint64(a.ID, b.ID)

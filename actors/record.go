@@ -117,6 +117,7 @@ func (r *checkRecord) report() messages.CheckReport {
 		Interval: r.cfg.Interval.String(),
 		Status:   r.statusLocked(),
 	}
+	rep.Status.Unconfirmed = time.Now().Before(r.hiddenUntil)
 	if !r.health.since.IsZero() {
 		since := r.health.since
 		rep.Since = &since
@@ -220,6 +221,17 @@ func (r *checkRecord) status() messages.Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.statusLocked()
+}
+
+// reply returns the check's status for a status request at now: marked
+// Unconfirmed while a restored state is hidden from the periodic full
+// status, so that nothing passes it on to the Engine before then.
+func (r *checkRecord) reply(now time.Time) messages.Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.statusLocked()
+	st.Unconfirmed = now.Before(r.hiddenUntil)
+	return st
 }
 
 func (r *checkRecord) statusLocked() messages.Status {

@@ -217,7 +217,8 @@ func waitPeriodic(t *testing.T, h *managerHarness, id uint64,
 
 // TestRestoreConfirmWaitsForAProbe: under -restore_policy confirm, a
 // restored check stays out of the periodic full status, however many
-// intervals pass, until a fresh probe finishes.
+// intervals pass, and is marked unconfirmed in status replies, until a
+// fresh probe finishes.
 func TestRestoreConfirmWaitsForAProbe(t *testing.T) {
 	const interval = 50 * time.Millisecond
 	file := filepath.Join(t.TempDir(), "state.json")
@@ -226,6 +227,9 @@ func TestRestoreConfirmWaitsForAProbe(t *testing.T) {
 	saveHealthy(t, file, RestoreConfirm, cfg)
 	h, probers, sent := restoreGated(t, file, RestoreConfirm, cfg)
 
+	if st := h.statuses(t)[gatedID]; !st.Unconfirmed {
+		t.Errorf("status reply before a fresh probe = %+v, want it unconfirmed", st)
+	}
 	for time.Since(sent) < 10*interval {
 		b := h.sink.next(t)
 		if _, has := periodicHas(b, gatedID); has {
@@ -237,6 +241,9 @@ func TestRestoreConfirmWaitsForAProbe(t *testing.T) {
 	waitPeriodic(t, h, gatedID, nil)
 	if probers.finished.Load() == 0 {
 		t.Error("check in the periodic status before its fresh probe finished")
+	}
+	if st := h.statuses(t)[gatedID]; st.Unconfirmed {
+		t.Errorf("status reply after a fresh probe = %+v, want it confirmed", st)
 	}
 }
 

@@ -394,7 +394,7 @@ func TestStatusQueueChangesFirst(t *testing.T) {
 }
 
 // A snapshot loses the statuses older than one passed on while it was
-// pending, and its unknown ones; the guard notes nothing while no
+// pending, and its unknown and unconfirmed ones; the guard notes nothing while no
 // snapshot is pending, and forgets once the last one is answered.
 func TestSnapshotGuard(t *testing.T) {
 	at := time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)
@@ -415,6 +415,8 @@ func TestSnapshotGuard(t *testing.T) {
 		status(2, messages.StateHealthy, 5),
 		status(3, messages.StateUnknown, 0),
 		status(4, messages.StateUnhealthy, 5),
+		{ID: 5, Status: messages.Status{State: messages.StateHealthy,
+			LastCheck: at, Unconfirmed: true}},
 	}
 
 	var g snapshotGuard

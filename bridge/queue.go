@@ -137,13 +137,13 @@ func (g *snapshotGuard) passed(batch []messages.CheckStatus) {
 }
 
 // answered takes a snapshot that was asked for, or nil when the request
-// failed, and returns the statuses worth passing on: those with a known
-// state that nothing newer overtook.
+// failed, and returns the statuses worth passing on: those with a known,
+// confirmed state that nothing newer overtook.
 func (g *snapshotGuard) answered(snapshot []messages.CheckStatus) []messages.CheckStatus {
 	var out []messages.CheckStatus
 	for _, cs := range snapshot {
 		at, ok := g.seen[cs.ID]
-		if cs.Status.State == messages.StateUnknown ||
+		if cs.Status.State == messages.StateUnknown || cs.Status.Unconfirmed ||
 			ok && cs.Status.LastCheck.UnixNano() < at {
 			continue
 		}

@@ -42,10 +42,11 @@ func sampleStatuses() []CheckStatus {
 			Failures: 1 << 40,
 		}},
 		{ID: 3, Status: Status{
-			State:     StateHealthy,
-			LastCheck: time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC),
-			Duration:  time.Millisecond,
-			Successes: 1,
+			State:       StateHealthy,
+			LastCheck:   time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC),
+			Duration:    time.Millisecond,
+			Successes:   1,
+			Unconfirmed: true,
 		}},
 		{ID: 18446744073709551615, Status: Status{}},
 	}

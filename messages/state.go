@@ -79,6 +79,10 @@ type Status struct {
 	// Restarts counts how often the check's actor was restarted after a
 	// crash.
 	Restarts uint64
+	// Unconfirmed says State was restored from the server's state file
+	// and no probe has confirmed it yet, so the Engine is not told it
+	// (see -restore_policy). Only replies to status requests set it.
+	Unconfirmed bool
 }
 
 type statusJSON struct {
@@ -89,6 +93,8 @@ type statusJSON struct {
 	Successes uint64 `json:"successes"`
 	Failures  uint64 `json:"failures"`
 	Restarts  uint64 `json:"restarts"`
+	// Unconfirmed is left out when false, as it nearly always is.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
 }
 
 // MarshalJSON encodes the status as the protocol's status object:
@@ -102,6 +108,8 @@ func (s Status) MarshalJSON() ([]byte, error) {
 		Successes: s.Successes,
 		Failures:  s.Failures,
 		Restarts:  s.Restarts,
+
+		Unconfirmed: s.Unconfirmed,
 	}
 	if !s.LastCheck.IsZero() {
 		out.LastCheck = s.LastCheck.Format(time.RFC3339Nano)
@@ -123,6 +131,8 @@ func (s *Status) UnmarshalJSON(b []byte) error {
 		Successes: in.Successes,
 		Failures:  in.Failures,
 		Restarts:  in.Restarts,
+
+		Unconfirmed: in.Unconfirmed,
 	}
 	if in.LastCheck != "" {
 		t, err := time.Parse(time.RFC3339Nano, in.LastCheck)

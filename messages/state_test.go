@@ -126,10 +126,13 @@ func TestStatusMarshalJSON(t *testing.T) {
 				Successes: 7,
 				Failures:  1,
 				Restarts:  2,
+
+				Unconfirmed: true,
 			},
 			want: `{"state":"healthy","message":"HTTP 200",` +
 				`"last_check":"2024-03-01T12:30:45.123456789Z",` +
-				`"duration":"1.5ms","successes":7,"failures":1,"restarts":2}`,
+				`"duration":"1.5ms","successes":7,"failures":1,"restarts":2,` +
+				`"unconfirmed":true}`,
 		},
 		{
 			name: "offset kept",

@@ -108,6 +108,8 @@ func testReport() *messages.StatusReport {
 				Message:   "ICMP echo reply from 10.0.0.4",
 				LastCheck: lastCheck, Duration: 850 * time.Microsecond,
 				Successes: 191999, Failures: 1,
+				// Restored from the state file, not yet probed again.
+				Unconfirmed: true,
 			},
 		},
 		{

@@ -63,11 +63,16 @@ func statusRow(cr messages.CheckReport, now time.Time) []string {
 	if !st.LastCheck.IsZero() {
 		last = formatDuration(st.Duration)
 	}
+	state := st.State.String()
+	if st.Unconfirmed {
+		// From the state file; the Engine hears it once a probe agrees.
+		state += " (restored)"
+	}
 	return []string{
 		strconv.FormatUint(cr.ID, 10),
 		string(cr.Checker),
 		cr.Target,
-		st.State.String(),
+		state,
 		since,
 		last,
 		strconv.FormatUint(st.Successes, 10),

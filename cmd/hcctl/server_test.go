@@ -464,6 +464,11 @@ func TestAgainstRealServer(t *testing.T) {
 	}
 }
 
+// onlyAfterRestore are fields the server sends only for a check restored
+// from a state file and not yet probed, which the real server of these
+// tests never has.
+var onlyAfterRestore = map[string]bool{"checks[].status.unconfirmed": true}
+
 // TestFixturesLikeServer checks that the hand-made answers of the other
 // tests hold only fields the real handler sends, so that they cannot
 // drift from it.
@@ -494,7 +499,7 @@ func TestFixturesLikeServer(t *testing.T) {
 			}
 			realKeys, fixtureKeys := keys(real, ""), keys(fixture, "")
 			for k := range fixtureKeys {
-				if !realKeys[k] {
+				if !realKeys[k] && !onlyAfterRestore[k] {
 					t.Errorf("the fixture has %s, which the server never sends", k)
 				}
 			}
