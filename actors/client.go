@@ -78,7 +78,8 @@ func (cl *client) read(proxy *actor.PID, root *actor.RootContext) {
 		switch {
 		case errors.Is(err, errLineTooLong):
 			root.Send(proxy, &clientRequest{client: cl, err: fmt.Errorf(
-				"%w: over %d bytes", errLineTooLong, cl.cfg.MaxLineBytes)})
+				"%w: over %d bytes (-max_line_bytes)", errLineTooLong,
+				cl.cfg.MaxLineBytes)})
 			continue
 		case err != nil:
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {

@@ -94,15 +94,16 @@ func (r *checkRecord) crashed() int {
 }
 
 // crashLooping marks the check unhealthy because it keeps crashing; it
-// returns the new status and whether the state changed.
-func (r *checkRecord) crashLooping(reason string) (messages.Status, bool) {
+// returns the new status, the state before and whether the state changed.
+func (r *checkRecord) crashLooping(reason string) (
+	st messages.Status, prev messages.State, changed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.health.status.Message = reason
-	prev := r.health.status.State
-	changed := r.health.enter(messages.StateUnhealthy, time.Now())
+	prev = r.health.status.State
+	changed = r.health.enter(messages.StateUnhealthy, time.Now())
 	r.tel.transition(prev, messages.StateUnhealthy)
-	return r.statusLocked(), changed
+	return r.statusLocked(), prev, changed
 }
 
 // report returns the check as an operator sees it.

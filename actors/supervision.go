@@ -171,10 +171,18 @@ func (m *manager) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 		Int("crashes_in_a_row", crashes).Dur("restart_in", delay).
 		Msg("check_crashed")
 	if crashes >= crashLoopCrashes {
-		st, changed := rec.crashLooping(fmt.Sprintf("check keeps crashing: %v", reason))
+		st, prev, changed := rec.crashLooping(
+			fmt.Sprintf("check keeps crashing: %v", reason))
 		if changed {
+			cfg := rec.config()
 			m.log.Error().Uint64("id", id).Int("crashes_in_a_row", crashes).
 				Msg("check_crash_looping")
+			// The same line as a probe's change, so that a search for
+			// state changes finds this one too.
+			m.log.Info().Uint64("id", id).Str("checker", string(cfg.Checker)).
+				Str("target", cfg.Target()).Str("old_state", prev.String()).
+				Str("new_state", st.State.String()).Str("result", st.Message).
+				Msg("state_changed")
 			m.root.Send(m.env.notifier, &messages.CheckStatus{ID: id, Status: st})
 		}
 	}

@@ -87,16 +87,33 @@ func TestCheckRestartKeepsStateAndCounters(t *testing.T) {
 }
 
 func TestCrashLoopIsUnhealthyUntilCleared(t *testing.T) {
-	h := newManagerHarness(t, fastRestarts)
+	lines := &syncBuffer{}
+	logger := zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), lines)).
+		Level(zerolog.InfoLevel)
+	h := newLoggedHarness(t, logger, fastRestarts)
 	h.update(tcpConfig(1, 5*time.Millisecond))
 	h.waitStates(t, messages.StateHealthy, 1)
 
 	h.inject(t, 1, messages.FaultPanic, 1000)
 	h.waitStates(t, messages.StateUnhealthy, 1)
 	st := h.statuses(t)[1]
-	if want := "check keeps crashing: injected fault: panic"; st.Message != want {
+	const want = "check keeps crashing: injected fault: panic"
+	if st.Message != want {
 		t.Errorf("message = %q, want %q", st.Message, want)
 	}
+	// The change is logged as a probe's change is.
+	var changes []map[string]any
+	for _, line := range lines.lines(t) {
+		if line["message"] == "state_changed" {
+			changes = append(changes, line)
+		}
+	}
+	if len(changes) != 2 {
+		t.Fatalf("got %d state_changed lines, want 2", len(changes))
+	}
+	checkFields(t, changes[1], map[string]any{"level": "info",
+		"id": float64(1), "checker": "tcp", "target": "127.0.0.1:9",
+		"old_state": "healthy", "new_state": "unhealthy", "result": want})
 
 	h.ask(t, h.pid, &messages.ClearFaults{ID: 1})
 	h.waitStates(t, messages.StateHealthy, 1)

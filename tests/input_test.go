@@ -115,7 +115,7 @@ func TestBadInput(t *testing.T) {
 			name: "line over the limit",
 			line: `{"type":"request_status","pad":"` +
 				strings.Repeat("x", 2*maxLine) + `"}` + "\n",
-			wantMsg: "line too long",
+			wantMsg: "line too long: over 1024 bytes (-max_line_bytes)",
 		},
 		{
 			name:    "update without configs",
