@@ -273,10 +273,11 @@ func serve(cfg config, logger zerolog.Logger) error {
 	case <-svc.Done():
 	}
 	logger.Info().Msg("server_stopping")
-	sd.stopping()
-	stopReloads()
+	// One bound for the whole stop, the watchdog's last probe included.
 	stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
+	sd.stopping()
+	stopReloads()
 	if httpSrv != nil {
 		httpSrv.Shutdown(stopCtx)
 	}

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -361,5 +363,53 @@ func dialWhenUp(t *testing.T, socket string, exited <-chan int) net.Conn {
 		if time.Now().After(deadline) {
 			t.Fatalf("the server never listened on %s: %v", socket, err)
 		}
+	}
+}
+
+// SIGTERM stops the server cleanly, with a client connected and a probe
+// hanging on its backend: it exits with status 0 within the stop's
+// bound and removes its socket.
+func TestSIGTERMStopsCleanly(t *testing.T) {
+	backend := startPingBackend(t)
+	backend.hung.Store(true)
+	socket := filepath.Join(t.TempDir(), "hc.sock")
+	srv := startChildServer(t, "-engine", "", "-proxy_socket", socket,
+		"-metrics_addr", "")
+
+	exited := make(chan int)
+	go func() {
+		<-srv.done
+		close(exited)
+	}()
+	conn := dialWhenUp(t, socket, exited)
+	defer conn.Close()
+	line := fmt.Sprintf(`{"type":"update_configs","configs":[`+
+		`{"id":1,"interval":"10ms","timeout":"1h","checker_type":"tcp",`+
+		`"ip":"127.0.0.1","port":%d,"send":"PING\n","receive":"PONG"}]}`+
+		"\n"+`{"type":"request_status"}`+"\n",
+		backend.ln.Addr().(*net.TCPAddr).Port)
+	conn.SetDeadline(time.Now().Add(cfWait))
+	if _, err := conn.Write([]byte(line)); err != nil {
+		t.Fatal(err)
+	}
+	// The status response follows the update: the check runs.
+	sc := bufio.NewScanner(conn)
+	for sc.Scan() && !strings.Contains(sc.Text(), `"status_response"`) {
+	}
+	if !strings.Contains(sc.Text(), `"id":1`) {
+		t.Fatalf("status response %q, want check 1 in it (%v)", sc.Text(), sc.Err())
+	}
+
+	srv.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-srv.done:
+	case <-time.After(stopTimeout + 5*time.Second):
+		t.Fatalf("the server still runs %v after SIGTERM", stopTimeout+5*time.Second)
+	}
+	if code := srv.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit status = %d, want 0", code)
+	}
+	if _, err := os.Stat(socket); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("socket after the stop: %v, want it removed", err)
 	}
 }
