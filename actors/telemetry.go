@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,8 +69,9 @@ func NewTelemetry() *Telemetry {
 	}, []string{"kind", "event"})
 	t.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hc_actor_dead_letters_total",
-		Help: "Messages sent to actors that no longer exist, by message type.",
-	}, []string{"message"})
+		Help: "Messages sent to actors that no longer exist, by the kind of " +
+			"actor they were for and message type.",
+	}, []string{"kind", "message"})
 	t.probes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hc_probes_total",
 		Help: "Probes run, by checker and result.",
@@ -247,21 +249,46 @@ func (t *Telemetry) WatchDeadLetters(sys *actor.ActorSystem) (stop func()) {
 	if t == nil {
 		return func() {}
 	}
-	var byType sync.Map
+	type key struct {
+		kind string
+		typ  reflect.Type
+	}
+	var counters sync.Map
 	sub := sys.EventStream.Subscribe(func(evt any) {
 		dl, ok := evt.(*actor.DeadLetterEvent)
 		if !ok {
 			return
 		}
-		typ := reflect.TypeOf(dl.Message)
-		c, ok := byType.Load(typ)
+		k := key{deadLetterKind(dl.PID), reflect.TypeOf(dl.Message)}
+		c, ok := counters.Load(k)
 		if !ok {
-			c, _ = byType.LoadOrStore(typ,
-				t.deadLetters.WithLabelValues(typeName(dl.Message)))
+			c, _ = counters.LoadOrStore(k,
+				t.deadLetters.WithLabelValues(k.kind, typeName(dl.Message)))
 		}
 		c.(prometheus.Counter).Inc()
 	})
 	return func() { sys.EventStream.Unsubscribe(sub) }
+}
+
+// deadLetterKind names the kind of actor a dead letter was for. The actor
+// is gone, so its name tells: a check is named by its ID, the tree's
+// other actors by their kind (the root is "hc"); any other actor, such as
+// an embedding daemon's or an answer's future, is "other".
+func deadLetterKind(pid *actor.PID) string {
+	if pid == nil {
+		return "other"
+	}
+	name := pid.Id[strings.LastIndexByte(pid.Id, '/')+1:]
+	if _, err := strconv.ParseUint(name, 10, 64); err == nil {
+		return "check"
+	}
+	switch name {
+	case "hc":
+		return "root"
+	case "manager", "notifier", "proxy", "bridge", "link":
+		return name
+	}
+	return "other"
 }
 
 // Tree returns every live measured actor, parents before children.

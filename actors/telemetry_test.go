@@ -86,3 +86,30 @@ func TestPanickingReceiveIsMeasured(t *testing.T) {
 		t.Errorf("receive times measured = %d, want 2 (the start and the crash)", got)
 	}
 }
+
+func TestDeadLetterKind(t *testing.T) {
+	tests := []struct {
+		id   string
+		want string
+	}{
+		{id: "hc/manager/4809844402031689728", want: "check"},
+		{id: "hc/manager/notifier", want: "notifier"},
+		{id: "hc/manager", want: "manager"},
+		{id: "hc/proxy", want: "proxy"},
+		{id: "bridge", want: "bridge"},
+		{id: "link", want: "link"},
+		{id: "hc", want: "root"},
+		{id: "lb/health/manager/7", want: "check"},
+		{id: "future$12", want: "other"},
+		{id: "hc/nobody", want: "other"},
+		{id: "", want: "other"},
+	}
+	for _, tt := range tests {
+		if got := deadLetterKind(actor.NewPID("nonhost", tt.id)); got != tt.want {
+			t.Errorf("deadLetterKind(%q) = %q, want %q", tt.id, got, tt.want)
+		}
+	}
+	if got := deadLetterKind(nil); got != "other" {
+		t.Errorf("deadLetterKind(nil) = %q, want other", got)
+	}
+}

@@ -87,7 +87,7 @@ func checkRunValues(t *testing.T, fams map[string]*dto.MetricFamily) {
 			labels: []string{"event", "stop", "kind", "check"}},
 		{name: "hc_faults_injected_total", labels: []string{"fault", "panic"}, want: 1},
 		{name: "hc_actor_dead_letters_total", want: 1, atLeast: true,
-			labels: []string{"message", "messages.RequestStatus"}},
+			labels: []string{"kind", "check", "message", "messages.RequestStatus"}},
 		// One line for the invalid config, one for the malformed line.
 		{name: "hc_proxy_lines_total", labels: []string{"reason", "rejected"},
 			want: 2},

@@ -175,7 +175,9 @@ func (s *scripted) configure(t *testing.T) {
 	s.send(t, configLine([2]int{1, up}, [2]int{2, refused}, [2]int{3, 0}))
 	s.send(t, `{"type":"update_configs","configs":[`+"\n")
 	sys := s.svc.System()
-	sys.Root.Send(actor.NewPID(sys.Address(), "hc/nobody"), &messages.RequestStatus{})
+	// A dead letter, to a check that does not run.
+	sys.Root.Send(actor.NewPID(sys.Address(), "hc/manager/999"),
+		&messages.RequestStatus{})
 }
 
 // send writes a line as the socket client.
