@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/signal"
 	"sync"
 	"syscall"
@@ -77,9 +79,14 @@ func fakeProxyMain(mode string, args []string) int {
 	engine := fs.String("engine_socket", "", "")
 	server := fs.String("server_socket", "", "")
 	fetch := fs.Duration("fetch_interval", time.Second, "")
+	metrics := fs.String("metrics_addr", "unset", "")
 	fs.String("log_format", "", "")
 	fs.String("log_level", "", "")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *metrics != "" {
+		fmt.Fprintln(os.Stderr, "fake-proxy: want -metrics_addr= (no listener)")
 		return 2
 	}
 	if mode == "exit" {
