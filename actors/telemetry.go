@@ -53,6 +53,21 @@ type Telemetry struct {
 
 // NewTelemetry returns a Telemetry with its own registry.
 func NewTelemetry() *Telemetry {
+	t := newTelemetry()
+	t.reg.MustRegister(t.probes, t.probeDuration, t.startLagHist,
+		t.transitions, t.batchSize, t.configsRejected, &gauges{t})
+	return t
+}
+
+// NewActorTelemetry returns a Telemetry whose registry holds the actor
+// metrics only, for a process that runs actors but no checks, such as
+// the split deployment's bridge.
+func NewActorTelemetry() *Telemetry {
+	return newTelemetry()
+}
+
+// newTelemetry builds every instrument and registers the actor metrics.
+func newTelemetry() *Telemetry {
 	t := &Telemetry{reg: prometheus.NewRegistry()}
 	t.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hc_actor_messages_total",
@@ -99,9 +114,7 @@ func NewTelemetry() *Telemetry {
 		Name: "hc_configs_rejected_total",
 		Help: "Configs rejected, by the field or reason at fault.",
 	}, []string{"reason"})
-	t.reg.MustRegister(t.messages, t.receive, t.lifecycle, t.deadLetters,
-		t.probes, t.probeDuration, t.startLagHist, t.transitions, t.batchSize,
-		t.configsRejected, &gauges{t})
+	t.reg.MustRegister(t.messages, t.receive, t.lifecycle, t.deadLetters)
 	return t
 }
 

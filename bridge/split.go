@@ -27,16 +27,27 @@ const (
 	splitEdgeName = "bridge"
 )
 
+// Wrapper adds to the props of one actor of a kind ("link", "bridge"),
+// as actors.Telemetry's Wrap does to measure it.
+type Wrapper func(kind string, props *actor.Props) *actor.Props
+
 // StartSplit spawns the link and the edge in sys, the link addressing the
-// edge by name. It sets link.Sink. The link connects to the server only
-// once the edge exists, so the statuses the server sends at once reach it.
-func StartSplit(sys *actor.ActorSystem, link LinkConfig, edge EdgeConfig) (*Split, error) {
+// edge by name, their props passed through wrap unless it is nil. It sets
+// link.Sink. The link connects to the server only once the edge exists,
+// so the statuses the server sends at once reach it.
+func StartSplit(sys *actor.ActorSystem, link LinkConfig, edge EdgeConfig,
+	wrap Wrapper) (*Split, error) {
+	if wrap == nil {
+		wrap = func(_ string, props *actor.Props) *actor.Props { return props }
+	}
 	link.Sink = actor.NewPID(sys.Address(), splitEdgeName)
-	linkPID, err := sys.Root.SpawnNamed(newLink(link, true), splitLinkName)
+	linkPID, err := sys.Root.SpawnNamed(
+		wrap(splitLinkName, newLink(link, true)), splitLinkName)
 	if err != nil {
 		return nil, fmt.Errorf("start split bridge: %w", err)
 	}
-	edgePID, err := sys.Root.SpawnNamed(NewEdge(edge)(linkPID), splitEdgeName)
+	edgePID, err := sys.Root.SpawnNamed(
+		wrap(splitEdgeName, NewEdge(edge)(linkPID)), splitEdgeName)
 	if err != nil {
 		sys.Root.Stop(linkPID)
 		return nil, fmt.Errorf("start split bridge: %w", err)

@@ -22,7 +22,7 @@ func TestSplitDiesWithItsEdge(t *testing.T) {
 			FetchInterval: time.Hour,
 			RetryDelay:    time.Hour,
 			Logger:        logger,
-		})
+		}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestSplitStopIsNotDeath(t *testing.T) {
 			FetchInterval: time.Hour,
 			RetryDelay:    time.Hour,
 			Logger:        logger,
-		})
+		}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func splitPassesOnTheFirstStatuses(t *testing.T) {
 			FetchInterval: time.Hour,
 			RetryDelay:    time.Hour,
 			Logger:        logger,
-		})
+		}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

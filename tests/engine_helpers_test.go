@@ -448,7 +448,7 @@ func (s *engineStack) startBridge(t testing.TB) {
 		Logger:            s.logger,
 	}
 	split, err := bridge.StartSplit(s.sys, link,
-		s.opts.edgeConfig(s.engineSock, s.stats, s.logger))
+		s.opts.edgeConfig(s.engineSock, s.stats, s.logger), nil)
 	if err != nil {
 		s.sys.Shutdown()
 		t.Fatalf("StartSplit: %v", err)

@@ -103,6 +103,8 @@ func serve(cfg config, logger zerolog.Logger) error {
 
 	sys := actors.NewSystem(logger)
 	defer sys.Shutdown()
+	tel := actors.NewActorTelemetry()
+	defer tel.WatchDeadLetters(sys)()
 	var fatal atomic.Pointer[error]
 	stats := &bridge.EdgeStats{}
 	ecfg := bridge.EdgeConfig{
@@ -120,7 +122,8 @@ func serve(cfg config, logger zerolog.Logger) error {
 		}
 	}
 	split, err := bridge.StartSplit(sys,
-		bridge.LinkConfig{Socket: cfg.serverSocket, Logger: logger}, ecfg)
+		bridge.LinkConfig{Socket: cfg.serverSocket, Logger: logger}, ecfg,
+		tel.Wrap)
 	if err != nil {
 		return err
 	}
@@ -130,7 +133,7 @@ func serve(cfg config, logger zerolog.Logger) error {
 		policy := bridge.HealthPolicy{FetchInterval: cfg.fetchInterval,
 			RetryDelay: cfg.retryDelay, MaxFailures: cfg.maxFailures}
 		srv, err := serveOperators(cfg.metricsAddr,
-			operatorsHandler(stats, policy), logger)
+			operatorsHandler(stats, policy, tel), logger)
 		if err != nil {
 			split.Stop()
 			return fmt.Errorf("-metrics_addr: %w", err)

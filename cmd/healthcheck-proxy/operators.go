@@ -7,26 +7,31 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/lbhealth/hcsupervisor/actors"
 	"github.com/lbhealth/hcsupervisor/bridge"
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
 // operatorsHandler serves the split bridge's own /metrics (the Engine
-// calls, pending statuses, last fetch, Go runtime) and /healthz, which
-// judges the Engine by policy as the server's does.
-func operatorsHandler(stats *bridge.EdgeStats,
-	policy bridge.HealthPolicy) http.Handler {
+// calls, pending statuses, last fetch, the actors measured by tel, Go
+// runtime), /tree (its live actors) and /healthz, which judges the Engine
+// by policy as the server's does.
+func operatorsHandler(stats *bridge.EdgeStats, policy bridge.HealthPolicy,
+	tel *actors.Telemetry) http.Handler {
 	engine := stats.Watch(policy)
-	reg := prometheus.NewRegistry()
+	reg := tel.Registry()
 	reg.MustRegister(stats,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /tree", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(tel.Tree())
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
 	}))

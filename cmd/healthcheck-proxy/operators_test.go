@@ -2,12 +2,18 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/lbhealth/hcsupervisor/actors"
 	"github.com/lbhealth/hcsupervisor/bridge"
 	"github.com/lbhealth/hcsupervisor/messages"
 )
@@ -19,7 +25,8 @@ func TestHealthzJudgesFetches(t *testing.T) {
 	stats := &bridge.EdgeStats{}
 	policy := bridge.HealthPolicy{FetchInterval: 20 * time.Millisecond,
 		RetryDelay: time.Millisecond, MaxFailures: 1}
-	srv := httptest.NewServer(operatorsHandler(stats, policy))
+	srv := httptest.NewServer(operatorsHandler(stats, policy,
+		actors.NewActorTelemetry()))
 	defer srv.Close()
 
 	rep, code := getHealth(t, srv.URL)
@@ -57,4 +64,87 @@ func getHealth(t *testing.T, base string) (messages.HealthReport, int) {
 		t.Fatalf("decode /healthz: %v", err)
 	}
 	return rep, resp.StatusCode
+}
+
+// TestOperatorsMeasureTheActors checks that the split bridge's listener
+// exports its actors' metrics, and no check's, and shows them on /tree.
+func TestOperatorsMeasureTheActors(t *testing.T) {
+	logger := zerolog.New(zerolog.NewTestWriter(t))
+	sys := actors.NewSystem(logger)
+	defer sys.Shutdown()
+	tel := actors.NewActorTelemetry()
+	defer tel.WatchDeadLetters(sys)()
+	dir := t.TempDir()
+	stats := &bridge.EdgeStats{}
+	split, err := bridge.StartSplit(sys,
+		bridge.LinkConfig{Socket: filepath.Join(dir, "none.sock"), Logger: logger},
+		bridge.EdgeConfig{
+			Engine:        bridge.NewEngineClient(filepath.Join(dir, "e.sock"), time.Second),
+			FetchInterval: time.Hour,
+			RetryDelay:    time.Hour,
+			Stats:         stats,
+			Logger:        logger,
+		}, tel.Wrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer split.Stop()
+	srv := httptest.NewServer(operatorsHandler(stats,
+		bridge.HealthPolicy{FetchInterval: time.Hour}, tel))
+	defer srv.Close()
+
+	var tree messages.TreeReport
+	deadline := time.Now().Add(10 * time.Second)
+	for len(tree.Actors) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		tree = messages.TreeReport{}
+		getJSON(t, srv.URL+"/tree", &tree)
+	}
+	var kinds []string
+	for _, a := range tree.Actors {
+		kinds = append(kinds, a.Kind)
+	}
+	slices.Sort(kinds)
+	if want := []string{"bridge", "link"}; !slices.Equal(kinds, want) {
+		t.Errorf("/tree kinds = %q, want %q", kinds, want)
+	}
+
+	metrics := getText(t, srv.URL+"/metrics")
+	for _, want := range []string{
+		`hc_actor_lifecycle_total{event="spawn",kind="bridge"} 1`,
+		`hc_actor_lifecycle_total{event="spawn",kind="link"} 1`,
+		`hc_actor_messages_total{kind="link",message="actor.Started"} 1`,
+		"hc_engine_calls_total",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, not := range []string{"hc_checks", "hc_probe_start_lag_seconds"} {
+		if strings.Contains(metrics, not) {
+			t.Errorf("/metrics has %s, a metric of checks", not)
+		}
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(getText(t, url)), v); err != nil {
+		t.Fatalf("decode %s: %v", url, err)
+	}
+}
+
+func getText(t *testing.T, url string) string {
+	t.Helper()
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("get %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read %s: %v", url, err)
+	}
+	return string(b)
 }

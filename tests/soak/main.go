@@ -76,6 +76,9 @@ type soak struct {
 	server  *actors.Service
 	bridge  *bridge.Split
 	bridgeS *actorsSystem
+	// telemetry measures the server's actors and checks, as in
+	// production, and bridgeTel the bridge's; each sample gathers both.
+	telemetry, bridgeTel *actors.Telemetry
 	rng     *rand.Rand
 	nextID  uint64
 	ids     []uint64
@@ -147,6 +150,8 @@ func (s *soak) start() error {
 		return err
 	}
 	s.bridgeS = newActorsSystem(s.log)
+	s.bridgeTel = actors.NewActorTelemetry()
+	s.bridgeS.stopDeadLetters = s.bridgeTel.WatchDeadLetters(s.bridgeS.sys)
 	split, err := bridge.StartSplit(s.bridgeS.sys,
 		bridge.LinkConfig{Socket: s.serverSock(), ReconnectDelay: 100 * time.Millisecond,
 			Logger: s.log},
@@ -155,7 +160,7 @@ func (s *soak) start() error {
 			FetchInterval: 5 * time.Second,
 			RetryDelay:    500 * time.Millisecond,
 			Logger:        s.log,
-		})
+		}, s.bridgeTel.Wrap)
 	s.bridge = split
 	return err
 }
@@ -171,8 +176,10 @@ func (s *soak) startServer() error {
 	mcfg.NotifyInterval = 15 * time.Second
 	mcfg.StateFile = filepath.Join(s.dir, "state.json")
 	mcfg.Logger = s.log
+	s.telemetry = actors.NewTelemetry()
 	s.server, err = actors.Start(actors.ServiceConfig{
 		Manager: mcfg, Edges: []actors.Edge{edge}, Logger: s.log,
+		Telemetry: s.telemetry,
 	})
 	return err
 }
@@ -180,6 +187,7 @@ func (s *soak) startServer() error {
 func (s *soak) stop() {
 	if s.bridge != nil {
 		s.bridge.Stop()
+		s.bridgeS.stopDeadLetters()
 		s.bridgeS.sys.Shutdown()
 	}
 	if s.server != nil {
@@ -226,6 +234,9 @@ func (s *soak) churn() ([]sample, error) {
 	next := start
 	for step := 0; time.Since(start) < s.o.duration; step++ {
 		if time.Now().After(next) {
+			if err := s.scrape(); err != nil {
+				return nil, err
+			}
 			samples = append(samples, takeSample(time.Since(start)))
 			next = next.Add(s.o.sampleGap)
 			if err := s.writeHeapProfile(time.Since(start)); err != nil {
@@ -239,6 +250,17 @@ func (s *soak) churn() ([]sample, error) {
 	}
 	inj.ClearAll()
 	return samples, nil
+}
+
+// scrape gathers every metric, as Prometheus would, so that what the
+// metrics keep is sampled with the rest.
+func (s *soak) scrape() error {
+	for _, tel := range []*actors.Telemetry{s.telemetry, s.bridgeTel} {
+		if _, err := tel.Registry().Gather(); err != nil {
+			return fmt.Errorf("gathering metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 // writeHeapProfile writes the heap's profile into -heap_profiles, if set,

@@ -16,6 +16,8 @@ func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 // actorsSystem is the split bridge's own actor system.
 type actorsSystem struct {
 	sys *actor.ActorSystem
+	// stopDeadLetters ends the count of its dead letters.
+	stopDeadLetters func()
 }
 
 func newActorsSystem(log zerolog.Logger) *actorsSystem {
