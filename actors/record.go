@@ -99,9 +99,13 @@ func (r *checkRecord) crashLooping(reason string) (
 	st messages.Status, prev messages.State, changed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	now := time.Now()
 	r.health.status.Message = reason
+	// The verdict is newer than the last probe: a status read before it,
+	// as a snapshot is, must not pass for newer (see messages.Status).
+	r.health.status.LastCheck = now
 	prev = r.health.status.State
-	changed = r.health.enter(messages.StateUnhealthy, time.Now())
+	changed = r.health.enter(messages.StateUnhealthy, now)
 	r.tel.transition(prev, messages.StateUnhealthy)
 	return r.statusLocked(), prev, changed
 }

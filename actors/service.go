@@ -92,7 +92,7 @@ func Start(cfg ServiceConfig) (*Service, error) {
 	}
 	props := cfg.Telemetry.Wrap("root", actor.PropsFromProducer(func() actor.Actor {
 		return &supervisor{cfg: cfg, svc: s}
-	}))
+	}, actor.WithGuardian(rootGuardian(cfg.Logger))))
 	pid, err := sys.Root.SpawnNamed(props, rootName)
 	if err != nil {
 		for _, e := range cfg.Edges {
@@ -181,6 +181,18 @@ type drain struct{}
 type stopEdges struct{}
 
 // Receive handles one message.
+// rootGuardian supervises the tree's root, hc. The library would restart
+// a crashed hc, stopping every child with it: the manager and so every
+// check, the proxy's listener and clients, the bridge's queue. Instead
+// the crash is logged and hc resumes, without the message it failed on.
+func rootGuardian(log zerolog.Logger) actor.SupervisorStrategy {
+	return actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
+		log.Error().Str("actor", "root").Str("reason", fmt.Sprint(reason)).
+			Msg("root_crashed_resuming")
+		return actor.ResumeDirective
+	})
+}
+
 func (s *supervisor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *messages.NotificationBatch:
@@ -278,8 +290,7 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 		sup.ResumeChildren(child)
 		return
 	}
-	rs.Fail()
-	delay := restartBackoff(rs.NumberOfFailures(edgeCrashWindow),
+	delay := restartBackoff(recentCrashes(rs, edgeCrashWindow),
 		DefaultRestartBackoffMin, edgeMaxBackoff)
 	s.log.Error().Str("child", child.Id).Str("reason", fmt.Sprint(reason)).
 		Dur("restart_in", delay).Msg("edge_crashed_restarting")

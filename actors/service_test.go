@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
 
 	"github.com/lbhealth/hcsupervisor/messages"
 )
@@ -183,5 +184,55 @@ func TestManagerCrashCountsAsResume(t *testing.T) {
 	}
 	if got := counterValue(t, k.crashes); got != 1 {
 		t.Errorf("manager failures measured = %v, want 1", got)
+	}
+}
+
+// A root spawned with rootGuardian survives its own crash: it resumes,
+// neither restarted nor stopped, and its children keep running.
+func TestRootGuardianResumes(t *testing.T) {
+	var lines syncBuffer
+	sys := NewSystem(zerolog.Nop())
+	defer sys.Shutdown()
+	var started, childStarted int
+	var child *actor.PID
+	props := actor.PropsFromFunc(func(c actor.Context) {
+		switch c.Message().(type) {
+		case *actor.Started:
+			started++
+			child = c.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+				switch c.Message().(type) {
+				case *actor.Started:
+					childStarted++
+				case string:
+					c.Respond("child here")
+				}
+			}))
+		case *messages.Crash:
+			panic("injected")
+		case string:
+			c.Respond(child)
+		}
+	}, actor.WithGuardian(rootGuardian(zerolog.New(&lines))))
+	root, err := sys.Root.SpawnNamed(props, "hc")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	sys.Root.Send(root, &messages.Crash{Reason: "injected"})
+	res, err := sys.Root.RequestFuture(root, "child?", 10*time.Second).Result()
+	if err != nil {
+		t.Fatalf("the root after its crash: %v", err)
+	}
+	if _, err := sys.Root.RequestFuture(res.(*actor.PID), "ping",
+		10*time.Second).Result(); err != nil {
+		t.Fatalf("the child after its parent's crash: %v", err)
+	}
+	if started != 1 || childStarted != 1 {
+		t.Errorf("root started %d times, child %d; want once each",
+			started, childStarted)
+	}
+	if got := lines.String(); !strings.Contains(got, `"root_crashed_resuming"`) ||
+		!strings.Contains(got, `"reason":"injected"`) {
+		t.Errorf("log = %q, want the crash and its reason", got)
 	}
 }

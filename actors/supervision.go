@@ -189,12 +189,32 @@ func (m *manager) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 	m.backoffs.schedule(m.root, m.self, sup, child, delay)
 }
 
+// forgetCrashesAfter is how many crashes older than its window a
+// singleton's restart statistics may hold before they are forgotten.
+const forgetCrashesAfter = 1000
+
+// recentCrashes counts one more crash in rs and returns how many fall
+// within window. The library's statistics only forget when a strategy
+// gives up, which ours never do, so every 1000 older crashes are dropped
+// here; the recent ones are kept as if they had just happened, which
+// holds the backoff up for at most one more window.
+func recentCrashes(rs *actor.RestartStatistics, window time.Duration) int {
+	rs.Fail()
+	n := rs.NumberOfFailures(window)
+	if rs.FailureCount()-n >= forgetCrashesAfter {
+		rs.Reset()
+		for range n {
+			rs.Fail()
+		}
+	}
+	return n
+}
+
 // notifierFailed schedules the restart of the crashed notifier, whose
 // crashes rs counts.
 func (m *manager) notifierFailed(sup actor.Supervisor, child *actor.PID,
 	rs *actor.RestartStatistics, reason any) {
-	rs.Fail()
-	crashes := rs.NumberOfFailures(notifierCrashWindow)
+	crashes := recentCrashes(rs, notifierCrashWindow)
 	delay := restartBackoff(crashes, notifierBackoffMin, notifierBackoffMax)
 	m.log.Error().Str("reason", fmt.Sprint(reason)).
 		Int("recent_crashes", crashes).Dur("restart_in", delay).

@@ -588,3 +588,42 @@ func TestNotifierBackoffIsCapped(t *testing.T) {
 		t.Errorf("backoff after 1000 crashes = %v, want the cap %v", got, hi)
 	}
 }
+
+// A crash loop's verdict is newer than the last probe, so a status read
+// before it can never pass for newer.
+func TestCrashLoopVerdictIsNewer(t *testing.T) {
+	rec := newCheckRecord(tcpConfig(1, time.Second), nil)
+	probed := time.Now().Add(-time.Millisecond)
+	before, _, _ := rec.record(messages.ProbeResult{Success: true, Start: probed})
+	st, prev, changed := rec.crashLooping("check keeps crashing: boom")
+	if !changed || prev != messages.StateHealthy || st.State != messages.StateUnhealthy {
+		t.Fatalf("crash loop: %v -> %v (changed %v), want healthy -> unhealthy",
+			prev, st.State, changed)
+	}
+	if !st.LastCheck.After(before.LastCheck) {
+		t.Errorf("verdict's last_check %v, want after the probe's %v",
+			st.LastCheck, before.LastCheck)
+	}
+}
+
+// Restart statistics forget old crashes, keeping the recent ones.
+func TestRecentCrashesForgetsOldOnes(t *testing.T) {
+	rs := actor.NewRestartStatistics()
+	for range forgetCrashesAfter + 10 {
+		rs.Fail()
+	}
+	// NOTE: ages the crashes above past the window below.
+	time.Sleep(20 * time.Millisecond)
+	if got := recentCrashes(rs, 10*time.Millisecond); got != 1 {
+		t.Errorf("recent crashes = %d, want 1, the new one", got)
+	}
+	if got := rs.FailureCount(); got != 1 {
+		t.Errorf("%d crashes kept after forgetting, want 1", got)
+	}
+	for range 3 {
+		recentCrashes(rs, time.Hour)
+	}
+	if got := recentCrashes(rs, time.Hour); got != 5 {
+		t.Errorf("recent crashes = %d, want 5", got)
+	}
+}

@@ -68,7 +68,9 @@ type Status struct {
 	State State
 	// Message describes the last probe's outcome, for people.
 	Message string
-	// LastCheck is when the last probe started; zero before the first.
+	// LastCheck is when the last probe started, or when crashes made the
+	// check unhealthy after it; zero before the first. A status with a
+	// later LastCheck is the newer of two.
 	LastCheck time.Time
 	// Duration is how long the last probe took.
 	Duration time.Duration

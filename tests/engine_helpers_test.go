@@ -219,6 +219,8 @@ type stackOptions struct {
 	StateFile string
 	// FaultInjection lets the test crash the tree's actors.
 	FaultInjection bool
+	// FaultStats, if set, counts the server's restarts and faults.
+	FaultStats *actors.FaultStats
 }
 
 func (o *stackOptions) applyDefaults() {
@@ -305,6 +307,7 @@ func (o *stackOptions) managerConfig(logger zerolog.Logger) actors.ManagerConfig
 	mcfg.StateFile = o.StateFile
 	mcfg.RestartBackoffMin = time.Millisecond
 	mcfg.RestartBackoffMax = 50 * time.Millisecond
+	mcfg.FaultStats = o.FaultStats
 	return mcfg
 }
 

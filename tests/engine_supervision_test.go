@@ -17,6 +17,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/lbhealth/hcsupervisor/actors"
 	"github.com/lbhealth/hcsupervisor/bridge/enginesim"
 	"github.com/lbhealth/hcsupervisor/messages"
 )
@@ -48,7 +49,8 @@ func TestBridgeCrashesLoseNothing(t *testing.T) {
 		checks = append(checks, engineCheck("http", b.addr))
 	}
 	ids := setEngineChecks(t, sim, checks...)
-	stack := startInProcess(t, sock, stackOptions{})
+	stats := &actors.FaultStats{}
+	stack := startInProcess(t, sock, stackOptions{FaultStats: stats})
 	healthy := make(map[uint64]messages.State)
 	for _, id := range ids {
 		healthy[id] = messages.StateHealthy
@@ -79,6 +81,15 @@ func TestBridgeCrashesLoseNothing(t *testing.T) {
 	}
 	stack.waitTruth(t, "the server to see every backend", truthStatesAre(want))
 	waitEngine(t, sim, "the Engine to hold the truth", statesAre(want))
+	// The crashes did happen: the bridge restarts after each, its
+	// backoff growing with them (1.6s after the fifth).
+	deadline := time.Now().Add(waitTimeout)
+	for stats.SingletonRestarts.Load() != 5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := stats.SingletonRestarts.Load(); got != 5 {
+		t.Errorf("bridge restarts = %d, want 5", got)
+	}
 }
 
 // stallBackend answers each line with "+PONG" until it is stalled; then

@@ -88,18 +88,20 @@ func describeDiff(got, want map[uint64]messages.State) string {
 
 // faultServer starts a server with fault injection and fast restarts,
 // and no periodic full status, which would hide a lost notification.
-func faultServer(t *testing.T) *server {
+func faultServer(t *testing.T, stats *actors.FaultStats) *server {
 	return startServer(t, serverOptions{
 		EnableFaultInjection: true,
 		Tune: func(c *actors.ManagerConfig) {
 			c.RestartBackoffMin = time.Millisecond
 			c.RestartBackoffMax = 50 * time.Millisecond
+			c.FaultStats = stats
 		},
 	})
 }
 
 func TestSingletonCrashesLoseNothing(t *testing.T) {
-	srv := faultServer(t)
+	stats := &actors.FaultStats{}
+	srv := faultServer(t, stats)
 	f := startFleet(t, 20, 50*time.Millisecond)
 	watcher := dial(t, srv.path)
 	watcher.update(f.configs...)
@@ -138,10 +140,22 @@ func TestSingletonCrashesLoseNothing(t *testing.T) {
 	if got := srv.stats.Clients.Load(); got != 2 {
 		t.Errorf("connected clients = %d, want 2: a crash dropped one", got)
 	}
+	// The crashes did happen: two of the notifier and two of the proxy
+	// restarted them, after their backoffs, and the manager's resumed it.
+	deadline := time.Now().Add(waitTimeout)
+	for stats.SingletonRestarts.Load() != 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := stats.SingletonRestarts.Load(); got != 4 {
+		t.Errorf("singleton restarts = %d, want 4", got)
+	}
+	if got := stats.ManagerResumes.Load(); got != 1 {
+		t.Errorf("manager resumes = %d, want 1", got)
+	}
 }
 
 func TestChaosConverges(t *testing.T) {
-	srv := faultServer(t)
+	srv := faultServer(t, nil)
 	f := startFleet(t, 30, 30*time.Millisecond)
 	for i := range f.configs {
 		f.configs[i].Timeout = 200 * time.Millisecond
