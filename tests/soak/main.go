@@ -79,10 +79,10 @@ type soak struct {
 	// telemetry measures the server's actors and checks, as in
 	// production, and bridgeTel the bridge's; each sample gathers both.
 	telemetry, bridgeTel *actors.Telemetry
-	rng     *rand.Rand
-	nextID  uint64
-	ids     []uint64
-	backend map[uint64]int
+	rng                  *rand.Rand
+	nextID               uint64
+	ids                  []uint64
+	backend              map[uint64]int
 }
 
 func run(o options) error {
