@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -257,6 +258,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 	checkRunValues(t, fams)
 	checkEngineCalls(t, fams, srv.sim.Counts())
 	checkNotifications(t, fams)
+	checkNoCheckLabels(t, fams, 1, 2, 3)
 	srv.checkHealthz(t)
 
 	srv.removeCheck(t)
@@ -363,4 +365,37 @@ func hasLabel(fam *dto.MetricFamily, name, val string) bool {
 		}
 	}
 	return false
+}
+
+// checkNoCheckLabels checks that no metric of fams tells checks apart:
+// no label names a check or its target, no label value is one of the
+// run's check IDs (bucket bounds aside), and no family has more than a
+// bounded number of series.
+func checkNoCheckLabels(t *testing.T, fams map[string]*dto.MetricFamily,
+	ids ...uint64) {
+	t.Helper()
+	const maxSeries = 200
+	perCheck := map[string]bool{"id": true, "check": true, "check_id": true,
+		"target": true, "ip": true}
+	idValues := make(map[string]bool)
+	for _, id := range ids {
+		idValues[strconv.FormatUint(id, 10)] = true
+	}
+	for name, fam := range fams {
+		if n := len(fam.GetMetric()); n > maxSeries {
+			t.Errorf("%s has %d series, want at most %d", name, n, maxSeries)
+		}
+		for _, m := range fam.GetMetric() {
+			for _, l := range m.GetLabel() {
+				switch {
+				case perCheck[l.GetName()]:
+					t.Errorf("%s has a per-check label %s", name, l.GetName())
+				case l.GetName() != "le" && l.GetName() != "quantile" &&
+					idValues[l.GetValue()]:
+					t.Errorf("%s{%s=%q} names a check's ID", name,
+						l.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
 }
