@@ -148,6 +148,11 @@ func TestManagerLifecycle(t *testing.T) {
 		c1 := tcpConfig(1, 2*interval)
 		c1.Retries, c1.Timeout = 3, 2*time.Second
 		h.update(c1, tcpConfig(2, interval), tcpConfig(3, interval))
+		// Read after the update, in the manager's order: a reset shows.
+		if got := h.statuses(t)[1].Successes; got < before {
+			t.Errorf("check 1 successes = %d after the update, want at least %d",
+				got, before)
+		}
 		waitFor(t, "check 1 to keep probing", func() bool {
 			return h.statuses(t)[1].Successes > before+2
 		})
