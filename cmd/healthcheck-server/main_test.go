@@ -345,6 +345,26 @@ func TestExitOnMaxFailures(t *testing.T) {
 	}
 }
 
+// configure sends the server the config on conn, and waits until a
+// status response lists check id: the server then runs it.
+func configure(t *testing.T, conn net.Conn, id int, config string) {
+	t.Helper()
+	lines := `{"type":"update_configs","configs":[` + config + "]}\n" +
+		`{"type":"request_status"}` + "\n"
+	conn.SetDeadline(time.Now().Add(cfWait))
+	defer conn.SetDeadline(time.Time{})
+	if _, err := conn.Write([]byte(lines)); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(conn)
+	for sc.Scan() && !strings.Contains(sc.Text(), `"status_response"`) {
+	}
+	if !strings.Contains(sc.Text(), fmt.Sprintf(`"id":%d,`, id)) {
+		t.Fatalf("status response %q, want check %d in it (%v)",
+			sc.Text(), id, sc.Err())
+	}
+}
+
 // dialWhenUp connects to the server's socket once it listens, failing
 // the test if the server exits first or does not listen in time.
 func dialWhenUp(t *testing.T, socket string, exited <-chan int) net.Conn {
@@ -383,22 +403,10 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	}()
 	conn := dialWhenUp(t, socket, exited)
 	defer conn.Close()
-	line := fmt.Sprintf(`{"type":"update_configs","configs":[`+
-		`{"id":1,"interval":"10ms","timeout":"1h","checker_type":"tcp",`+
-		`"ip":"127.0.0.1","port":%d,"send":"PING\n","receive":"PONG"}]}`+
-		"\n"+`{"type":"request_status"}`+"\n",
-		backend.ln.Addr().(*net.TCPAddr).Port)
-	conn.SetDeadline(time.Now().Add(cfWait))
-	if _, err := conn.Write([]byte(line)); err != nil {
-		t.Fatal(err)
-	}
-	// The status response follows the update: the check runs.
-	sc := bufio.NewScanner(conn)
-	for sc.Scan() && !strings.Contains(sc.Text(), `"status_response"`) {
-	}
-	if !strings.Contains(sc.Text(), `"id":1`) {
-		t.Fatalf("status response %q, want check 1 in it (%v)", sc.Text(), sc.Err())
-	}
+	configure(t, conn, 1, fmt.Sprintf(`{"id":1,"interval":"10ms",`+
+		`"timeout":"1h","checker_type":"tcp","ip":"127.0.0.1","port":%d,`+
+		`"send":"PING\n","receive":"PONG"}`,
+		backend.ln.Addr().(*net.TCPAddr).Port))
 
 	srv.cmd.Process.Signal(syscall.SIGTERM)
 	select {
