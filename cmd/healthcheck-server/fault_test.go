@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -13,16 +12,7 @@ import (
 // checks their usage errors.
 func TestFaultSubcommands(t *testing.T) {
 	backend := startPingBackend(t)
-	socket := filepath.Join(t.TempDir(), "hc.sock")
-	srv := startChildServer(t, "-engine", "", "-proxy_socket", socket,
-		"-metrics_addr", "", "-enable_fault_injection")
-	exited := make(chan int)
-	go func() {
-		<-srv.done
-		close(exited)
-	}()
-	conn := dialWhenUp(t, socket, exited)
-	defer conn.Close()
+	_, socket, conn := startSocketChild(t, "-enable_fault_injection")
 	configure(t, conn, 7, fmt.Sprintf(`{"id":7,"interval":"1h",`+
 		`"checker_type":"tcp","ip":"127.0.0.1","port":%d}`,
 		backend.ln.Addr().(*net.TCPAddr).Port))

@@ -345,6 +345,25 @@ func TestExitOnMaxFailures(t *testing.T) {
 	}
 }
 
+// startSocketChild starts a child server with args on a socket of its
+// own, without an Engine or a metrics listener, and connects to it. It
+// returns the server, its socket and the connection, which the test's
+// end closes.
+func startSocketChild(t *testing.T, args ...string) (*child, string, net.Conn) {
+	t.Helper()
+	socket := filepath.Join(t.TempDir(), "hc.sock")
+	srv := startChildServer(t, append([]string{"-engine", "",
+		"-proxy_socket", socket, "-metrics_addr", ""}, args...)...)
+	exited := make(chan int)
+	go func() {
+		<-srv.done
+		close(exited)
+	}()
+	conn := dialWhenUp(t, socket, exited)
+	t.Cleanup(func() { conn.Close() })
+	return srv, socket, conn
+}
+
 // configure sends the server the config on conn, and waits until a
 // status response lists check id: the server then runs it.
 func configure(t *testing.T, conn net.Conn, id int, config string) {
@@ -392,17 +411,7 @@ func dialWhenUp(t *testing.T, socket string, exited <-chan int) net.Conn {
 func TestSIGTERMStopsCleanly(t *testing.T) {
 	backend := startPingBackend(t)
 	backend.hung.Store(true)
-	socket := filepath.Join(t.TempDir(), "hc.sock")
-	srv := startChildServer(t, "-engine", "", "-proxy_socket", socket,
-		"-metrics_addr", "")
-
-	exited := make(chan int)
-	go func() {
-		<-srv.done
-		close(exited)
-	}()
-	conn := dialWhenUp(t, socket, exited)
-	defer conn.Close()
+	srv, socket, conn := startSocketChild(t)
 	configure(t, conn, 1, fmt.Sprintf(`{"id":1,"interval":"10ms",`+
 		`"timeout":"1h","checker_type":"tcp","ip":"127.0.0.1","port":%d,`+
 		`"send":"PING\n","receive":"PONG"}`,
