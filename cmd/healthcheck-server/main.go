@@ -191,9 +191,12 @@ func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("healthcheck-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.register(fs)
+	var glog glogFlags
+	glog.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	glog.apply(fs, &cfg)
 	logger, err := actors.NewLogger(stderr, cfg.logFormat, cfg.logLevel)
 	if err == nil {
 		err = cfg.validate()
@@ -204,6 +207,9 @@ func run(args []string, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "healthcheck-server: %v\n", err)
 		return 2
+	}
+	if len(glog.ignored) > 0 {
+		logger.Warn().Strs("flags", glog.ignored).Msg("seesaw_glog_flags_ignored")
 	}
 	if err := serve(cfg, logger); err != nil {
 		logger.Error().Err(err).Msg("server_failed")

@@ -430,3 +430,45 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 		t.Errorf("socket after the stop: %v, want it removed", err)
 	}
 }
+
+// Seesaw's glog flags are accepted, so that its command lines run
+// unchanged; -v above 0 means debug unless -log_level says otherwise.
+func TestSeesawGlogFlags(t *testing.T) {
+	glogArgs := []string{"-log_dir=/var/log/seesaw", "-logtostderr",
+		"-alsologtostderr=false", "-stderrthreshold=ERROR", "-vmodule=core=2",
+		"-log_backtrace_at=core.go:1"}
+	tests := []struct {
+		name      string
+		args      []string
+		wantLevel string
+	}{
+		{"ignored flags", glogArgs, "info"},
+		{"verbose", []string{"-v=1"}, "debug"},
+		{"verbose with a level", []string{"-v=2", "-log_level=warn"}, "warn"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := defaultConfig()
+			fs := flag.NewFlagSet("healthcheck-server", flag.ContinueOnError)
+			cfg.register(fs)
+			var glog glogFlags
+			glog.register(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			glog.apply(fs, &cfg)
+			if cfg.logLevel != tt.wantLevel {
+				t.Errorf("log level = %q, want %q", cfg.logLevel, tt.wantLevel)
+			}
+		})
+	}
+
+	// Through run: the flags pass parsing, and the next bad flag is the
+	// one named.
+	var stderr bytes.Buffer
+	args := append(glogArgs, "-log_level", "loud")
+	if got := run(args, &stderr); got != 2 ||
+		!strings.Contains(stderr.String(), "-log_level") {
+		t.Errorf("run = %d, stderr %q; want 2 naming -log_level", got, stderr.String())
+	}
+}
