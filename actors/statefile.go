@@ -112,6 +112,16 @@ func writeStateFile(path string, checks []savedCheck) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("state file: %w", err)
 	}
+	// The rename is durable once the directory is: a power cut must not
+	// bring back the file before it.
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("state file: %w", err)
+	}
+	defer dir.Close()
+	if err := dir.Sync(); err != nil {
+		return fmt.Errorf("state file: syncing its directory: %w", err)
+	}
 	return nil
 }
 

@@ -180,10 +180,19 @@ func (c *config) register(fs *flag.FlagSet) {
 }
 
 func main() {
+	holdHangups()
 	if len(os.Args) > 1 && (os.Args[1] == "inject" || os.Args[1] == "clear") {
 		os.Exit(runFault(os.Args[1], os.Args[2:], os.Stdout, os.Stderr))
 	}
 	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// holdHangups keeps SIGHUP from ever ending the process (its default
+// action): while the server runs, startReloads acts on it; before and
+// after, it lands in a channel nobody reads. It lasts as long as the
+// process.
+func holdHangups() {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
 }
 
 func run(args []string, stderr io.Writer) int {
