@@ -221,6 +221,8 @@ type stackOptions struct {
 	FaultInjection bool
 	// FaultStats, if set, counts the server's restarts and faults.
 	FaultStats *actors.FaultStats
+	// MaxChecks, if set, bounds the checks the server runs.
+	MaxChecks int
 }
 
 func (o *stackOptions) applyDefaults() {
@@ -308,6 +310,9 @@ func (o *stackOptions) managerConfig(logger zerolog.Logger) actors.ManagerConfig
 	mcfg.RestartBackoffMin = time.Millisecond
 	mcfg.RestartBackoffMax = 50 * time.Millisecond
 	mcfg.FaultStats = o.FaultStats
+	if o.MaxChecks != 0 {
+		mcfg.MaxChecks = o.MaxChecks
+	}
 	return mcfg
 }
 

@@ -442,3 +442,44 @@ func TestEngineUnsupportedCheckSkipped(t *testing.T) {
 		}
 	})
 }
+
+// An Engine that configures more checks than -max_checks allows gets the
+// first ones run and the rest rejected by ID in the log, the Engine
+// hearing nothing of them; the bound is 5 here, for 8 checks.
+func TestEngineChecksOverTheBound(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode engineMode) {
+		var checks []enginesim.Check
+		for range 8 {
+			up := startTCP(t, false)
+			checks = append(checks, engineCheck(enginesim.TypeTCP, up.addr))
+		}
+		sim, sock := startEngine(t)
+		ids := setEngineChecks(t, sim, checks...)
+		var logs logBuffer
+		stack := mode.start(t, sock, stackOptions{Log: &logs, MaxChecks: 5})
+
+		slices.Sort(ids)
+		want := make(map[uint64]messages.State)
+		for _, id := range ids[:5] {
+			want[id] = healthy
+		}
+		waitEngine(t, sim, "the first five checks healthy", statesAre(want))
+		eventually(t, waitTimeout, "the rejected checks in the log", func() bool {
+			return len(logs.lines("too_many_checks")) > 0
+		})
+		line := logs.lines("too_many_checks")[0]
+		for _, id := range ids[5:] {
+			if !strings.Contains(line, fmt.Sprint(id)) {
+				t.Errorf("log line %s, want it to name check %d", line, id)
+			}
+		}
+		if truth := stack.truth(t); len(truth) != 5 {
+			t.Errorf("server runs %d checks, want 5", len(truth))
+		}
+		for _, id := range ids[5:] {
+			if st, ok := sim.States()[id]; ok {
+				t.Errorf("the Engine heard of rejected check %d: %+v", id, st)
+			}
+		}
+	})
+}
