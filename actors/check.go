@@ -133,27 +133,40 @@ func (a *checkActor) handleStarted(c actor.Context) {
 	a.replan(a.rec.config().Interval)
 }
 
-// logger returns a logger with the check's fields.
+// logger returns a logger with the check's fields, for the unexpected
+// messages' throttled lines.
 //
-// NOTE: it is built for each line rather than kept per check: 100,000
-// kept sub-loggers held 60 MB of heap (tests/load) that the collector had
-// to mark, for the few lines a check writes at info.
+// NOTE: the check's lines take its fields when written (see event)
+// rather than from a sub-logger kept per check: 100,000 kept sub-loggers
+// held 60 MB of heap (tests/load) that the collector had to mark, for the
+// few lines a check writes at info.
 func (a *checkActor) logger() zerolog.Logger {
 	cfg := a.rec.config()
-	return a.env.logger.With().Uint64("id", cfg.ID).
-		Str("checker", string(cfg.Checker)).Str("target", cfg.Target()).
-		Logger()
+	return withCheck(a.env.logger.With(), &cfg).Logger()
 }
 
 // event starts a line at level with the check's fields, or returns nil
-// (on which zerolog's methods do nothing) without building the logger
-// when level is disabled, as debug is for every probe.
+// (on which zerolog's methods do nothing) when level is disabled, as
+// debug is for every probe.
 func (a *checkActor) event(level zerolog.Level) *zerolog.Event {
-	if level < a.env.logger.GetLevel() || level < zerolog.GlobalLevel() {
+	e := a.env.logger.WithLevel(level)
+	if e == nil {
 		return nil
 	}
-	l := a.logger()
-	return l.WithLevel(level)
+	cfg := a.rec.config()
+	return addCheck(e, &cfg)
+}
+
+// addCheck adds a check's fields to a log line.
+func addCheck(e *zerolog.Event, cfg *messages.Config) *zerolog.Event {
+	return e.Uint64("id", cfg.ID).Str("checker", string(cfg.Checker)).
+		Str("target", cfg.Target())
+}
+
+// withCheck adds a check's fields to a logger's context.
+func withCheck(c zerolog.Context, cfg *messages.Config) zerolog.Context {
+	return c.Uint64("id", cfg.ID).Str("checker", string(cfg.Checker)).
+		Str("target", cfg.Target())
 }
 
 func (a *checkActor) buildProber(cfg *messages.Config) Prober {
@@ -293,8 +306,9 @@ func (a *checkActor) handleDone(c actor.Context, m *probeDone) {
 	}
 
 	st, prev, changed := a.rec.record(m.result)
-	a.env.telemetry.probeDone(a.rec.config().Checker, m.result,
-		m.result.Start.Sub(a.due))
+	// Only this actor changes the config while it runs: one copy serves.
+	cfg := a.rec.config()
+	a.env.telemetry.probeDone(cfg.Checker, m.result, m.result.Start.Sub(a.due))
 	a.event(zerolog.DebugLevel).Bool("success", m.result.Success).
 		Dur("duration", m.result.Duration).
 		Str("result", m.result.Message).Msg("probe_done")
@@ -307,7 +321,7 @@ func (a *checkActor) handleDone(c actor.Context, m *probeDone) {
 	}
 
 	now := time.Now()
-	if cfg := a.rec.config(); cfg.Interval != a.interval {
+	if cfg.Interval != a.interval {
 		a.interval = cfg.Interval
 		a.planned = firstRun(a.rec.id, a.interval, now)
 	} else {

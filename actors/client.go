@@ -18,9 +18,6 @@ import (
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
-// errLineTooLong is the reply to a line longer than the configured limit.
-var errLineTooLong = errors.New("line too long")
-
 // client is one connection to the proxy. The proxy actor owns it; its
 // reader and writer goroutines end when the connection closes.
 type client struct {

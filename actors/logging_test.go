@@ -201,13 +201,14 @@ func TestLogsOneLinePerConfigSet(t *testing.T) {
 	waitFor(t, "two configs_applied lines", func() bool {
 		return strings.Count(buf.String(), `"configs_applied"`) == 2
 	})
-	// The same set again, as the Engine sends it every fetch, changes
-	// nothing and is not logged at info; the request after it is
-	// answered once the manager has handled it.
+	// The same set again, its rejected configs included, as the Engine
+	// sends it every fetch, changes nothing and is not logged at info;
+	// the request after it is answered once the manager has handled it.
 	h.sys.Root.Send(h.pid, &messages.UpdateConfigs{
 		Configs: []messages.Config{
 			tcpConfig(1, time.Hour), changed, tcpConfig(4, time.Hour),
 		},
+		Rejected: []*messages.ConfigError{{Index: 3, ID: 5, HasID: true, Err: invalid}},
 	})
 	h.statuses(t)
 	// The checks handle their part of the set after the manager; a

@@ -20,10 +20,6 @@ import (
 // DefaultMaxChecks is the default of ManagerConfig.MaxChecks.
 const DefaultMaxChecks = 250_000
 
-// ErrTooManyChecks is the reason of a config rejected because the manager
-// runs as many checks as ManagerConfig.MaxChecks allows.
-var ErrTooManyChecks = errors.New("too many checks")
-
 // maxLoggedIDs bounds the IDs one log line lists.
 const maxLoggedIDs = 20
 
@@ -325,9 +321,12 @@ func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 	}
 	removed := m.removeUndesired(c, desired)
 	// The Engine sends its whole set every fetch: a set that changes
-	// nothing is logged at debug, so info keeps only the changes.
+	// nothing is logged at debug, so info keeps only the changes. Configs
+	// rejected before the manager are told elsewhere (the bridge logs each
+	// skipped check once, a socket client gets an error line), and would
+	// otherwise bring the same line back every fetch.
 	ev := m.log.Info()
-	if added+updated+removed+len(msg.Rejected)+len(over) == 0 {
+	if added+updated+removed+len(over) == 0 {
 		ev = m.log.Debug()
 	}
 	ev.Int("added", added).Int("updated", updated).
@@ -549,8 +548,9 @@ func (m *manager) statusResponse() *messages.StatusResponse {
 // report returns every check as operators see it, ordered by ID.
 func (m *manager) report() *messages.StatusReport {
 	checks := make([]messages.CheckReport, 0, len(m.records))
+	now := time.Now()
 	for _, rec := range m.records {
-		checks = append(checks, rec.report())
+		checks = append(checks, rec.report(now))
 	}
 	slices.SortFunc(checks, func(a, b messages.CheckReport) int {
 		return cmpUint64(a.ID, b.ID)

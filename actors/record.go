@@ -110,8 +110,8 @@ func (r *checkRecord) crashLooping(reason string) (
 	return r.statusLocked(), prev, changed
 }
 
-// report returns the check as an operator sees it.
-func (r *checkRecord) report() messages.CheckReport {
+// report returns the check as an operator sees it at now.
+func (r *checkRecord) report(now time.Time) messages.CheckReport {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rep := messages.CheckReport{
@@ -120,9 +120,8 @@ func (r *checkRecord) report() messages.CheckReport {
 		Target:   r.cfg.Target(),
 		Config:   r.cfg.String(),
 		Interval: r.cfg.Interval.String(),
-		Status:   r.statusLocked(),
+		Status:   r.replyLocked(now),
 	}
-	rep.Status.Unconfirmed = time.Now().Before(r.hiddenUntil)
 	if !r.health.since.IsZero() {
 		since := r.health.since
 		rep.Since = &since
@@ -221,19 +220,16 @@ func (r *checkRecord) restarted() {
 	r.mu.Unlock()
 }
 
-// status returns a snapshot of the check's status.
-func (r *checkRecord) status() messages.Status {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.statusLocked()
-}
-
 // reply returns the check's status for a status request at now: marked
 // Unconfirmed while a restored state is hidden from the periodic full
 // status, so that nothing passes it on to the Engine before then.
 func (r *checkRecord) reply(now time.Time) messages.Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.replyLocked(now)
+}
+
+func (r *checkRecord) replyLocked(now time.Time) messages.Status {
 	st := r.statusLocked()
 	st.Unconfirmed = now.Before(r.hiddenUntil)
 	return st

@@ -180,7 +180,6 @@ type drain struct{}
 // stopEdges comes after every batch the manager flushed on stopping.
 type stopEdges struct{}
 
-// Receive handles one message.
 // rootGuardian supervises the tree's root, hc. The library would restart
 // a crashed hc, stopping every child with it: the manager and so every
 // check, the proxy's listener and clients, the bridge's queue. Instead
@@ -193,6 +192,7 @@ func rootGuardian(log zerolog.Logger) actor.SupervisorStrategy {
 	})
 }
 
+// Receive handles one message.
 func (s *supervisor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *messages.NotificationBatch:

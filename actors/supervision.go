@@ -179,8 +179,7 @@ func (m *manager) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 				Msg("check_crash_looping")
 			// The same line as a probe's change, so that a search for
 			// state changes finds this one too.
-			m.log.Info().Uint64("id", id).Str("checker", string(cfg.Checker)).
-				Str("target", cfg.Target()).Str("old_state", prev.String()).
+			addCheck(m.log.Info(), &cfg).Str("old_state", prev.String()).
 				Str("new_state", st.State.String()).Str("result", st.Message).
 				Msg("state_changed")
 			m.root.Send(m.env.notifier, &messages.CheckStatus{ID: id, Status: st})

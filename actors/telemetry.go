@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -291,14 +290,13 @@ func deadLetterKind(pid *actor.PID) string {
 	if pid == nil {
 		return "other"
 	}
-	name := pid.Id[strings.LastIndexByte(pid.Id, '/')+1:]
-	if _, err := strconv.ParseUint(name, 10, 64); err == nil {
+	if _, ok := parseChildID(pid.Id); ok {
 		return "check"
 	}
-	switch name {
-	case "hc":
+	switch name := pid.Id[strings.LastIndexByte(pid.Id, '/')+1:]; name {
+	case rootName:
 		return "root"
-	case "manager", "notifier", "proxy", "bridge", "link":
+	case "manager", notifierName, "proxy", "bridge", "link":
 		return name
 	}
 	return "other"

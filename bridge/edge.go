@@ -225,7 +225,6 @@ func (e *edge) Receive(c actor.Context) {
 		e.flushOnStop()
 	case *actor.Restarting:
 		e.halt()
-		e.guard.cancel()
 	case *actor.Stopped:
 	default:
 		e.unexpected.log(e.log, m)

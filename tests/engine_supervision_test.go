@@ -83,13 +83,9 @@ func TestBridgeCrashesLoseNothing(t *testing.T) {
 	waitEngine(t, sim, "the Engine to hold the truth", statesAre(want))
 	// The crashes did happen: the bridge restarts after each, its
 	// backoff growing with them (1.6s after the fifth).
-	deadline := time.Now().Add(waitTimeout)
-	for stats.SingletonRestarts.Load() != 5 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := stats.SingletonRestarts.Load(); got != 5 {
-		t.Errorf("bridge restarts = %d, want 5", got)
-	}
+	eventually(t, waitTimeout, "5 restarts of the bridge", func() bool {
+		return stats.SingletonRestarts.Load() == 5
+	})
 }
 
 // stallBackend answers each line with "+PONG" until it is stalled; then

@@ -142,13 +142,9 @@ func TestSingletonCrashesLoseNothing(t *testing.T) {
 	}
 	// The crashes did happen: two of the notifier and two of the proxy
 	// restarted them, after their backoffs, and the manager's resumed it.
-	deadline := time.Now().Add(waitTimeout)
-	for stats.SingletonRestarts.Load() != 4 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := stats.SingletonRestarts.Load(); got != 4 {
-		t.Errorf("singleton restarts = %d, want 4", got)
-	}
+	eventually(t, waitTimeout, "4 singleton restarts", func() bool {
+		return stats.SingletonRestarts.Load() == 4
+	})
 	if got := stats.ManagerResumes.Load(); got != 1 {
 		t.Errorf("manager resumes = %d, want 1", got)
 	}

@@ -28,16 +28,12 @@ func runFault(cmd string, args []string, stdout, stderr io.Writer) int {
 		if err := fs.Parse(args); err != nil {
 			return 2
 		}
-		faultSet := false
-		fs.Visit(func(f *flag.Flag) {
-			idSet = idSet || f.Name == "id"
-			faultSet = faultSet || f.Name == "fault"
-		})
+		fs.Visit(func(f *flag.Flag) { idSet = idSet || f.Name == "id" })
 		if idSet == (*actor != "") {
 			fmt.Fprintln(stderr, "healthcheck-server inject: give exactly one of -id and -actor")
 			return 2
 		}
-		if *actor != "" && faultSet && *fault != string(messages.FaultPanic) {
+		if *actor != "" && *fault != string(messages.FaultPanic) {
 			fmt.Fprintf(stderr, "healthcheck-server inject: -fault %s: "+
 				"an actor can only be crashed (panic)\n", *fault)
 			return 2

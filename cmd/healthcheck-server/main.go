@@ -218,7 +218,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if len(glog.ignored) > 0 {
-		logger.Warn().Strs("flags", glog.ignored).Msg("seesaw_glog_flags_ignored")
+		logger.Info().Strs("flags", glog.ignored).Msg("seesaw_glog_flags_ignored")
 	}
 	if err := serve(cfg, logger); err != nil {
 		logger.Error().Err(err).Msg("server_failed")
