@@ -134,10 +134,8 @@ type managerState struct {
 	pids     map[uint64]*actor.PID
 	stopping map[string]uint64
 
-	// root sends on behalf of the manager outside Receive; self is the
-	// manager's PID.
+	// root sends on behalf of the manager outside Receive.
 	root *actor.RootContext
-	self *actor.PID
 
 	// backoffs holds the restarts of crashed children not yet due.
 	backoffs backoffs
@@ -269,7 +267,8 @@ func (m *manager) handleStarted(c actor.Context) {
 	if err != nil {
 		panic(fmt.Errorf("spawn notifier: %w", err))
 	}
-	m.root, m.self = c.ActorSystem().Root, c.Self()
+	m.root = c.ActorSystem().Root
+	m.backoffs.start(c)
 	m.stopWorkers() // a restart's predecessor's
 	m.env = &checkEnv{
 		notifier:  notifier,
@@ -291,6 +290,7 @@ func (m *manager) handleStarted(c actor.Context) {
 }
 
 func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
+	m.cfg.Telemetry.configsReceived()
 	if m.draining {
 		m.answerUpdate(c, nil)
 		return

@@ -294,7 +294,7 @@ func (p *proxy) handleRequest(c actor.Context, r *clientRequest) {
 		p.applyConfigs(c, cl, m)
 	case *messages.RequestStatus:
 		// The bridge tells a lost status by its error's prefix.
-		p.ask(c, cl, p.manager, m, p.relay(cl, messages.TypeRequestStatus))
+		p.ask(c, cl, p.manager, m, p.relay(cl, messages.StatusErrorPrefix))
 	case *messages.Shutdown:
 		p.handleShutdown(cl)
 	case *messages.InjectFault, *messages.ClearFaults:
@@ -334,11 +334,11 @@ func (p *proxy) ask(c actor.Context, cl *client, target *actor.PID, msg any,
 }
 
 // relay returns an answered func for ask that sends the answer on to the
-// client, or an error naming the request op.
-func (p *proxy) relay(cl *client, op string) func(res any, err error) {
+// client, or an error whose message starts with prefix.
+func (p *proxy) relay(cl *client, prefix string) func(res any, err error) {
 	return func(res any, err error) {
 		if err != nil {
-			p.reject(cl, &messages.Error{Message: op + ": " + err.Error()})
+			p.reject(cl, &messages.Error{Message: prefix + err.Error()})
 			return
 		}
 		p.send(cl, res)
@@ -358,15 +358,13 @@ func (p *proxy) handleFault(c actor.Context, cl *client, msg any) {
 	if _, ok := msg.(*messages.InjectFault); ok {
 		target = c.Parent()
 	}
-	p.ask(c, cl, target, msg, p.relay(cl, "fault"))
+	p.ask(c, cl, target, msg, p.relay(cl, "fault: "))
 }
 
 // sufferFault takes an injected panic aimed at the proxy itself.
 func (p *proxy) sufferFault(c actor.Context, f *messages.InjectFault) {
-	queued := min(f.Count, messages.MaxSingletonCrashes)
-	c.Respond(&messages.Ack{
-		Message: fmt.Sprintf("injected %d× %s into proxy", queued, f.Fault),
-	})
+	queued := f.SingletonCrashes()
+	c.Respond(f.Ack(queued))
 	for range queued {
 		c.Send(c.Self(), &messages.Crash{Reason: "injected fault: panic"})
 	}

@@ -165,7 +165,6 @@ type supervisor struct {
 	cfg        ServiceConfig
 	svc        *Service
 	log        zerolog.Logger
-	self       *actor.PID
 	manager    *actor.PID
 	edges      []*actor.PID
 	// backoffs holds the restarts of crashed edges not yet due.
@@ -224,7 +223,7 @@ func (s *supervisor) Receive(c actor.Context) {
 
 func (s *supervisor) handleStarted(c actor.Context) {
 	s.log = s.cfg.Logger.With().Str("actor", "root").Logger()
-	s.self = c.Self()
+	s.backoffs.start(c)
 	mcfg := s.cfg.Manager
 	mcfg.Sink = c.Self()
 	manager, err := c.SpawnNamed(
@@ -265,7 +264,7 @@ func (s *supervisor) routeFault(c actor.Context, f *messages.InjectFault) {
 		for _, e := range s.edges {
 			if e.Id == c.Self().Id+"/"+f.Actor {
 				s.cfg.Manager.FaultStats.countInjected(f.Fault,
-					min(f.Count, messages.MaxSingletonCrashes))
+					f.SingletonCrashes())
 				c.Forward(e)
 				return
 			}
@@ -290,11 +289,12 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 		sup.ResumeChildren(child)
 		return
 	}
-	delay := restartBackoff(recentCrashes(rs, edgeCrashWindow),
-		DefaultRestartBackoffMin, edgeMaxBackoff)
+	crashes := recentCrashes(rs, edgeCrashWindow)
+	delay := restartBackoff(crashes, DefaultRestartBackoffMin, edgeMaxBackoff)
 	s.log.Error().Str("child", child.Id).Str("reason", fmt.Sprint(reason)).
-		Dur("restart_in", delay).Msg("edge_crashed_restarting")
-	s.backoffs.schedule(s.svc.sys.Root, s.self, sup, child, delay)
+		Int("recent_crashes", crashes).Dur("restart_in", delay).
+		Msg("edge_crashed_restarting")
+	s.backoffs.schedule(sup, child, delay)
 }
 
 // handleRestartDue restarts a crashed edge whose backoff is over, unless

@@ -91,9 +91,17 @@ func (*restartDue) IgnoreDeadLetterLogging() {}
 // restart itself happens in the supervisor's Receive, and only if the
 // backoff is still pending then. The supervisor cancels a child's backoff
 // when it removes the child, and every backoff when it stops. It is used
-// on the supervisor's goroutine only.
+// on the supervisor's goroutine only, after start.
 type backoffs struct {
+	// root sends the supervisor, self, each *restartDue.
+	root    *actor.RootContext
+	self    *actor.PID
 	pending map[string]backoff
+}
+
+// start binds b to its supervisor, c's actor, as it starts.
+func (b *backoffs) start(c actor.Context) {
+	b.root, b.self = c.ActorSystem().Root, c.Self()
 }
 
 // backoff is one pending restart: the message its timer sends.
@@ -102,15 +110,15 @@ type backoff struct {
 	timer *time.Timer
 }
 
-// schedule makes self restart child through sup after d, replacing any
-// backoff of child already pending.
-func (b *backoffs) schedule(root *actor.RootContext, self *actor.PID,
-	sup actor.Supervisor, child *actor.PID, d time.Duration) {
+// schedule makes the supervisor restart child through sup after d,
+// replacing any backoff of child already pending.
+func (b *backoffs) schedule(sup actor.Supervisor, child *actor.PID, d time.Duration) {
 	b.cancel(child.Id)
 	if b.pending == nil {
 		b.pending = make(map[string]backoff)
 	}
 	due := &restartDue{child: child, sup: sup}
+	root, self := b.root, b.self
 	b.pending[child.Id] = backoff{
 		due:   due,
 		timer: time.AfterFunc(d, func() { root.Send(self, due) }),
@@ -185,7 +193,7 @@ func (m *manager) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 			m.root.Send(m.env.notifier, &messages.CheckStatus{ID: id, Status: st})
 		}
 	}
-	m.backoffs.schedule(m.root, m.self, sup, child, delay)
+	m.backoffs.schedule(sup, child, delay)
 }
 
 // forgetCrashesAfter is how many crashes older than its window a
@@ -218,7 +226,7 @@ func (m *manager) notifierFailed(sup actor.Supervisor, child *actor.PID,
 	m.log.Error().Str("reason", fmt.Sprint(reason)).
 		Int("recent_crashes", crashes).Dur("restart_in", delay).
 		Msg("notifier_crashed")
-	m.backoffs.schedule(m.root, m.self, sup, child, delay)
+	m.backoffs.schedule(sup, child, delay)
 }
 
 // handleRestartDue restarts a crashed child whose backoff is over, unless
@@ -239,7 +247,7 @@ func (m *manager) handleRestartDue(r *restartDue) {
 // *messages.Error.
 func (m *manager) handleInjectFault(c actor.Context, f *messages.InjectFault) {
 	var target *actor.PID
-	queued := min(f.Count, messages.MaxSingletonCrashes)
+	queued := f.SingletonCrashes()
 	switch f.Actor {
 	case "":
 		rec := m.records[f.ID]
@@ -265,27 +273,13 @@ func (m *manager) handleInjectFault(c actor.Context, f *messages.InjectFault) {
 	m.log.Warn().Uint64("id", f.ID).Str("target_actor", f.Actor).
 		Str("fault", string(f.Fault)).Int("count", f.Count).
 		Int("queued", queued).Msg("fault_injected")
-	c.Respond(&messages.Ack{Message: describeFault(f, queued)})
+	c.Respond(f.Ack(queued))
 	if target == nil {
 		return
 	}
 	for range queued {
 		c.Send(target, &messages.Crash{Reason: "injected fault: panic"})
 	}
-}
-
-// describeFault says what an injection queued: queued of the f.Count
-// faults asked for, the rest being over a bound.
-func describeFault(f *messages.InjectFault, queued int) string {
-	target := fmt.Sprintf("check %d", f.ID)
-	if f.Actor != "" {
-		target = f.Actor
-	}
-	msg := fmt.Sprintf("injected %d× %s into %s", queued, f.Fault, target)
-	if queued < f.Count {
-		msg += fmt.Sprintf(" (%d asked; the rest are over the bound)", f.Count)
-	}
-	return msg
 }
 
 // handleClearFaults drops the faults not yet suffered and answers the

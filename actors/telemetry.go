@@ -227,7 +227,7 @@ func (t *Telemetry) middleware(st *actorStat, k *kindStat) actor.ReceiverMiddlew
 }
 
 // lifecycleEvent registers, counts and forgets actors as they start,
-// restart and stop, and notes when the manager gets update_configs.
+// restart and stop.
 func (t *Telemetry) lifecycleEvent(st *actorStat, k *kindStat,
 	c actor.ReceiverContext, msg any) {
 	switch msg.(type) {
@@ -248,10 +248,13 @@ func (t *Telemetry) lifecycleEvent(st *actorStat, k *kindStat,
 	case *actor.Stopped:
 		t.actors.Delete(st.id)
 		k.stops.Inc()
-	case *messages.UpdateConfigs:
-		if k.kind == "manager" {
-			t.lastUpdate.Store(time.Now().UnixNano())
-		}
+	}
+}
+
+// configsReceived notes that the manager received update_configs.
+func (t *Telemetry) configsReceived() {
+	if t != nil {
+		t.lastUpdate.Store(time.Now().UnixNano())
 	}
 }
 

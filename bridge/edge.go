@@ -233,10 +233,8 @@ func (e *edge) Receive(c actor.Context) {
 
 // sufferFault takes an injected panic aimed at the bridge.
 func (e *edge) sufferFault(c actor.Context, f *messages.InjectFault) {
-	queued := min(f.Count, messages.MaxSingletonCrashes)
-	c.Respond(&messages.Ack{
-		Message: fmt.Sprintf("injected %d× %s into bridge", queued, f.Fault),
-	})
+	queued := f.SingletonCrashes()
+	c.Respond(f.Ack(queued))
 	for range queued {
 		c.Send(c.Self(), &messages.Crash{Reason: "injected fault: panic"})
 	}

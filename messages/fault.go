@@ -76,6 +76,26 @@ func (f *InjectFault) Validate() error {
 	return nil
 }
 
+// SingletonCrashes returns how many panics f queues for a singleton: its
+// Count, at most MaxSingletonCrashes.
+func (f *InjectFault) SingletonCrashes() int {
+	return min(f.Count, MaxSingletonCrashes)
+}
+
+// Ack returns the acknowledgement of f when queued of its Count faults
+// were queued, the rest being over a bound.
+func (f *InjectFault) Ack(queued int) *Ack {
+	target := fmt.Sprintf("check %d", f.ID)
+	if f.Actor != "" {
+		target = f.Actor
+	}
+	msg := fmt.Sprintf("injected %d× %s into %s", queued, f.Fault, target)
+	if queued < f.Count {
+		msg += fmt.Sprintf(" (%d asked; the rest are over the bound)", f.Count)
+	}
+	return &Ack{Message: msg}
+}
+
 // ClearFaults removes the faults not yet suffered: of check ID, or of
 // every check when All is set.
 type ClearFaults struct {

@@ -70,3 +70,26 @@ func TestDecodeInjectFaultRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestInjectFaultAck(t *testing.T) {
+	tests := []struct {
+		f      InjectFault
+		queued int
+		want   string
+	}{
+		{InjectFault{ID: 7, Fault: FaultHang, Count: 3}, 3, "injected 3× hang into check 7"},
+		{InjectFault{Actor: ActorProxy, Fault: FaultPanic, Count: 1}, 1,
+			"injected 1× panic into proxy"},
+		{InjectFault{Actor: ActorBridge, Fault: FaultPanic, Count: 500},
+			MaxSingletonCrashes, "injected 100× panic into bridge " +
+				"(500 asked; the rest are over the bound)"},
+	}
+	for _, tt := range tests {
+		if got := tt.f.Ack(tt.queued).Message; got != tt.want {
+			t.Errorf("Ack(%d) of %+v = %q, want %q", tt.queued, tt.f, got, tt.want)
+		}
+	}
+	if got := (&InjectFault{Count: 500}).SingletonCrashes(); got != MaxSingletonCrashes {
+		t.Errorf("SingletonCrashes of 500 = %d, want %d", got, MaxSingletonCrashes)
+	}
+}
