@@ -79,21 +79,12 @@ func (s *EdgeStats) Health() *messages.EngineHealth {
 // fetch that Watch calls a problem, so that one slow fetch is none.
 const minStaleFetches = 2
 
-// HealthPolicy holds the bridge's settings that Watch judges the Engine
-// by: those of its EdgeConfig. Zero fields take EdgeConfig's defaults.
-type HealthPolicy struct {
-	FetchInterval time.Duration
-	RetryDelay    time.Duration
-	MaxFailures   int
-}
-
-// staleAfter is how long the bridge may go without a good fetch: a
+// staleAfter is how long a bridge of cfg may go without a good fetch: a
 // fetch is due FetchInterval after the last good one and is retried
 // every RetryDelay, so by then MaxFailures attempts in a row have failed
-// or one has hung. It is never under minStaleFetches intervals.
-func (p HealthPolicy) staleAfter() time.Duration {
-	cfg := EdgeConfig{FetchInterval: p.FetchInterval,
-		RetryDelay: p.RetryDelay, MaxFailures: p.MaxFailures}
+// or one has hung. It is never under minStaleFetches intervals. Zero
+// fields take their defaults.
+func (cfg EdgeConfig) staleAfter() time.Duration {
 	cfg.applyDefaults()
 	return max(
 		cfg.FetchInterval+time.Duration(cfg.MaxFailures)*cfg.RetryDelay,
@@ -101,8 +92,8 @@ func (p HealthPolicy) staleAfter() time.Duration {
 }
 
 // Watch returns a function for /healthz that reports the Engine as the
-// bridge updating s sees it, judged by p, from now on as the bridge's
-// start. The Engine is unreachable, with the reason in Problem, when
+// bridge updating s sees it, judged by the bridge's timing in cfg (its
+// other fields are not used), from now on as the bridge's start. The Engine is unreachable, with the reason in Problem, when
 //
 //   - MaxFailures HealthState calls in a row have failed (see Health);
 //   - no fetch has succeeded since the bridge started, longer ago than
@@ -112,8 +103,8 @@ func (p HealthPolicy) staleAfter() time.Duration {
 //     failing, or one hangs.
 //
 // The function is safe for concurrent use.
-func (s *EdgeStats) Watch(p HealthPolicy) func() *messages.EngineHealth {
-	started, limit := time.Now(), p.staleAfter()
+func (s *EdgeStats) Watch(cfg EdgeConfig) func() *messages.EngineHealth {
+	started, limit := time.Now(), cfg.staleAfter()
 	return func() *messages.EngineHealth {
 		return s.judge(limit, started, time.Now())
 	}

@@ -5,25 +5,25 @@ import (
 	"time"
 )
 
-func TestHealthPolicyStaleAfter(t *testing.T) {
+func TestStaleAfter(t *testing.T) {
 	tests := []struct {
 		name string
-		p    HealthPolicy
+		cfg  EdgeConfig
 		want time.Duration
 	}{
-		{"defaults", HealthPolicy{}, 35 * time.Second},
-		{"retries dominate", HealthPolicy{
+		{"defaults", EdgeConfig{}, 35 * time.Second},
+		{"retries dominate", EdgeConfig{
 			FetchInterval: time.Second, RetryDelay: time.Second,
 			MaxFailures: 5,
 		}, 6 * time.Second},
-		{"two intervals at least", HealthPolicy{
+		{"two intervals at least", EdgeConfig{
 			FetchInterval: time.Minute, RetryDelay: time.Millisecond,
 			MaxFailures: 3,
 		}, 2 * time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.p.staleAfter(); got != tt.want {
+			if got := tt.cfg.staleAfter(); got != tt.want {
 				t.Errorf("staleAfter() = %v, want %v", got, tt.want)
 			}
 		})
@@ -94,7 +94,7 @@ func TestJudge(t *testing.T) {
 func TestWatchStartsReachable(t *testing.T) {
 	s := &EdgeStats{}
 	s.FetchErrors.Store(1)
-	if h := (s.Watch(HealthPolicy{}))(); !h.Reachable || h.Problem != "" {
+	if h := (s.Watch(EdgeConfig{}))(); !h.Reachable || h.Problem != "" {
 		t.Errorf("Watch()() = %+v, want reachable within the grace period", h)
 	}
 }

@@ -151,14 +151,20 @@ func (r *realServer) edges(t *testing.T, sock, engine string,
 	t.Helper()
 	// One failed HealthState call is enough to call the Engine
 	// unreachable; see degrade.
-	policy := bridge.HealthPolicy{FetchInterval: time.Hour,
-		RetryDelay: 50 * time.Millisecond, MaxFailures: 1}
+	edgeCfg := bridge.EdgeConfig{
+		Engine:        bridge.NewEngineClient(engine, 10*time.Second),
+		FetchInterval: time.Hour,
+		RetryDelay:    50 * time.Millisecond,
+		MaxFailures:   1,
+		Stats:         r.bridge,
+		Logger:        logger,
+	}
 	stats := actors.OperatorStats{
 		Notifier: &actors.NotifierStats{},
 		Proxy:    &actors.ProxyStats{},
 		Faults:   &actors.FaultStats{},
 		Extra:    []prometheus.Collector{r.bridge},
-		Engine:   r.bridge.Watch(policy),
+		Engine:   r.bridge.Watch(edgeCfg),
 	}
 	proxy, err := actors.ListenProxy(actors.ProxyConfig{
 		Path: sock, Stats: stats.Proxy, Logger: logger,
@@ -166,14 +172,7 @@ func (r *realServer) edges(t *testing.T, sock, engine string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	edge := bridge.NewEdge(bridge.EdgeConfig{
-		Engine:        bridge.NewEngineClient(engine, 10*time.Second),
-		FetchInterval: policy.FetchInterval,
-		RetryDelay:    policy.RetryDelay,
-		MaxFailures:   policy.MaxFailures,
-		Stats:         r.bridge,
-		Logger:        logger,
-	})
+	edge := bridge.NewEdge(edgeCfg)
 	return stats, []actors.Edge{proxy, {Name: "bridge", Props: edge}}
 }
 

@@ -130,10 +130,8 @@ func serve(cfg config, logger zerolog.Logger) error {
 	logger.Info().Str("engine", cfg.engineSocket).
 		Str("server", cfg.serverSocket).Msg("proxy_started")
 	if cfg.metricsAddr != "" {
-		policy := bridge.HealthPolicy{FetchInterval: cfg.fetchInterval,
-			RetryDelay: cfg.retryDelay, MaxFailures: cfg.maxFailures}
 		srv, err := serveOperators(cfg.metricsAddr,
-			operatorsHandler(stats, policy, tel), logger)
+			operatorsHandler(stats, ecfg, tel), logger)
 		if err != nil {
 			split.Stop()
 			return fmt.Errorf("-metrics_addr: %w", err)

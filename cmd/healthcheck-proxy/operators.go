@@ -19,10 +19,10 @@ import (
 // operatorsHandler serves the split bridge's own /metrics (the Engine
 // calls, pending statuses, last fetch, the actors measured by tel, Go
 // runtime), /tree (its live actors) and /healthz, which judges the Engine
-// by policy as the server's does.
-func operatorsHandler(stats *bridge.EdgeStats, policy bridge.HealthPolicy,
+// by the bridge's timing in edge as the server's does.
+func operatorsHandler(stats *bridge.EdgeStats, edge bridge.EdgeConfig,
 	tel *actors.Telemetry) http.Handler {
-	engine := stats.Watch(policy)
+	engine := stats.Watch(edge)
 	reg := tel.Registry()
 	reg.MustRegister(stats,
 		collectors.NewGoCollector(),

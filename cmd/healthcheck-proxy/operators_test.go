@@ -20,12 +20,12 @@ import (
 
 // TestHealthzJudgesFetches checks that the split bridge's /healthz turns
 // unhealthy, with the bridge's reason, when no fetch has succeeded for
-// longer than the policy allows, and healthy again after a good fetch.
+// longer than the bridge's timing allows, and healthy again after a good fetch.
 func TestHealthzJudgesFetches(t *testing.T) {
 	stats := &bridge.EdgeStats{}
-	policy := bridge.HealthPolicy{FetchInterval: 20 * time.Millisecond,
+	timing := bridge.EdgeConfig{FetchInterval: 20 * time.Millisecond,
 		RetryDelay: time.Millisecond, MaxFailures: 1}
-	srv := httptest.NewServer(operatorsHandler(stats, policy,
+	srv := httptest.NewServer(operatorsHandler(stats, timing,
 		actors.NewActorTelemetry()))
 	defer srv.Close()
 
@@ -90,7 +90,7 @@ func TestOperatorsMeasureTheActors(t *testing.T) {
 	}
 	defer split.Stop()
 	srv := httptest.NewServer(operatorsHandler(stats,
-		bridge.HealthPolicy{FetchInterval: time.Hour}, tel))
+		bridge.EdgeConfig{FetchInterval: time.Hour}, tel))
 	defer srv.Close()
 
 	var tree messages.TreeReport

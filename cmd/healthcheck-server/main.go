@@ -321,11 +321,7 @@ func operatorStats(cfg *config) actors.OperatorStats {
 	}
 	cfg.bridgeStats = &bridge.EdgeStats{}
 	stats.Extra = append(stats.Extra, cfg.bridgeStats)
-	stats.Engine = cfg.bridgeStats.Watch(bridge.HealthPolicy{
-		FetchInterval: cfg.fetchInterval,
-		RetryDelay:    cfg.retryDelay,
-		MaxFailures:   cfg.maxFailures,
-	})
+	stats.Engine = cfg.bridgeStats.Watch(cfg.edgeConfig())
 	return stats
 }
 
@@ -397,17 +393,22 @@ func serveOperators(ln net.Listener, h http.Handler, logger zerolog.Logger) *htt
 	return srv
 }
 
+// edgeConfig returns the Engine bridge's timing from the flags.
+func (c *config) edgeConfig() bridge.EdgeConfig {
+	return bridge.EdgeConfig{
+		FetchInterval: c.fetchInterval,
+		RetryDelay:    c.retryDelay,
+		MaxFailures:   c.maxFailures,
+	}
+}
+
 // engineEdge returns the in-process Engine bridge. onFatal is called when
 // -exit_on_max_failures asks for Seesaw's exit after -max_failures.
 func engineEdge(cfg config, logger zerolog.Logger, onFatal func(error)) actors.Edge {
-	ecfg := bridge.EdgeConfig{
-		Engine:        bridge.NewEngineClient(cfg.engine, 0),
-		FetchInterval: cfg.fetchInterval,
-		RetryDelay:    cfg.retryDelay,
-		MaxFailures:   cfg.maxFailures,
-		Stats:         cfg.bridgeStats,
-		Logger:        logger,
-	}
+	ecfg := cfg.edgeConfig()
+	ecfg.Engine = bridge.NewEngineClient(cfg.engine, 0)
+	ecfg.Stats = cfg.bridgeStats
+	ecfg.Logger = logger
 	if cfg.exitOnFailures {
 		ecfg.OnMaxFailures = onFatal
 	}
