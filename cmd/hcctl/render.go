@@ -180,9 +180,8 @@ func renderHealth(w io.Writer, rep *messages.HealthReport,
 	fmt.Fprintf(tw, "checks\t%d\n", rep.Checks)
 	fmt.Fprintf(tw, "clients\t%d\n", rep.Clients)
 	if rep.LastUpdate != nil {
-		age := time.Duration(rep.LastUpdateAge * float64(time.Second))
-		fmt.Fprintf(tw, "last update\t%s (%s)\n", ago(age),
-			rep.LastUpdate.In(loc).Format(time.DateTime+" MST"))
+		fmt.Fprintf(tw, "last update\t%s\n",
+			agoAt(rep.LastUpdateAge, *rep.LastUpdate, loc))
 	}
 	fmt.Fprintf(tw, "engine\t%s\n", engineLine(rep.Engine, loc))
 	if l := rep.StartLag; l != nil {
@@ -190,6 +189,13 @@ func renderHealth(w io.Writer, rep *messages.HealthReport,
 			secs(l.P50Seconds), secs(l.P99Seconds), l.Probes)
 	}
 	return tw.Flush()
+}
+
+// agoAt says how long ago, ageSecs seconds, something happened, and when:
+// "5s ago (2026-12-04 06:00:00 UTC)".
+func agoAt(ageSecs float64, at time.Time, loc *time.Location) string {
+	age := time.Duration(ageSecs * float64(time.Second))
+	return fmt.Sprintf("%s (%s)", ago(age), at.In(loc).Format(time.DateTime+" MST"))
 }
 
 // secs formats seconds as a rounded duration.
@@ -209,9 +215,7 @@ func engineLine(e *messages.EngineHealth, loc *time.Location) string {
 	if e.LastFetch == nil {
 		parts = append(parts, "no fetch yet")
 	} else {
-		age := time.Duration(e.LastFetchAge * float64(time.Second))
-		parts = append(parts, fmt.Sprintf("last fetch %s (%s)", ago(age),
-			e.LastFetch.In(loc).Format(time.DateTime+" MST")))
+		parts = append(parts, "last fetch "+agoAt(e.LastFetchAge, *e.LastFetch, loc))
 	}
 	parts = append(parts, fmt.Sprintf("%d pending", e.Pending))
 	return strings.Join(parts, ", ")
