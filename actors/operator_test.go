@@ -130,6 +130,12 @@ func TestOperatorHandler(t *testing.T) {
 			labels: []string{"checker", "tcp", "result", "failure"}},
 		{name: "hc_actor_messages_total", want: 1, atLeast: true,
 			labels: []string{"kind", "check", "message", "actors.probeTick"}},
+		{name: "hc_actor_mailbox_depth", labels: []string{"kind", "check"},
+			atLeast: true},
+		{name: "hc_actor_receive_duration_seconds", want: 1, atLeast: true,
+			labels: []string{"kind", "manager"}},
+		// Present; its first batch may still wait out the batch delay.
+		{name: "hc_notification_batch_size", atLeast: true},
 	})
 }
 
@@ -322,8 +328,9 @@ func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 	return fams
 }
 
-// metricValue returns the value of the one series of a counter or gauge
-// with exactly the given label pairs.
+// metricValue returns the value of the one series of a counter or gauge,
+// or the observation count of a histogram, with exactly the given label
+// pairs.
 func metricValue(fams map[string]*dto.MetricFamily, name string,
 	pairs ...string) (float64, bool) {
 	for _, m := range fams[name].GetMetric() {
@@ -335,6 +342,8 @@ func metricValue(fams map[string]*dto.MetricFamily, name string,
 			return m.GetCounter().GetValue(), true
 		case m.Gauge != nil:
 			return m.GetGauge().GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.GetHistogram().GetSampleCount()), true
 		}
 	}
 	return 0, false

@@ -251,9 +251,9 @@ func snmpCounter(path, table, name string) (int, error) {
 func TestICMPUnreachable(t *testing.T) {
 	requireNetns(t)
 	pair := newNSPair(t)
-	sockets := []struct{ name, pingGroups string }{
-		{"raw socket", pingGroupsNone},
-		{"ping socket", pingGroupsAll},
+	sockets := []struct{ name, pingGroups, wantSocket string }{
+		{"raw socket", pingGroupsNone, "raw"},
+		{"ping socket", pingGroupsAll, "ping"},
 	}
 	families := pair.families()
 	var probes []netnsProbe
@@ -287,6 +287,9 @@ func TestICMPUnreachable(t *testing.T) {
 					t.Run(d.name+"/"+s.name, func(t *testing.T) {
 						t.Logf("socket %s: %q after %v",
 							o.Socket, o.Result.Message, o.Elapsed)
+						if o.Socket != s.wantSocket {
+							t.Errorf("socket = %s, want %s", o.Socket, s.wantSocket)
+						}
 						checkResult(t, o.Result, false, prefix+d.want)
 						checkResult(t, o.Result, false, d.cause)
 						if o.Elapsed > silentTimeout+lateness {
