@@ -57,6 +57,15 @@ func TestSlogLoggerKeepsCrashLineAtDebug(t *testing.T) {
 	}
 }
 
+// teeLogger returns an info-level logger that writes to the test's output
+// and to the returned buffer.
+func teeLogger(t *testing.T) (*syncBuffer, zerolog.Logger) {
+	t.Helper()
+	lines := &syncBuffer{}
+	w := zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), lines)
+	return lines, zerolog.New(w).Level(zerolog.InfoLevel)
+}
+
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
 type syncBuffer struct {
 	mu  sync.Mutex

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,6 +63,21 @@ func (s *sink) next(t *testing.T) *messages.NotificationBatch {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no notification batch within 10s")
 		return nil
+	}
+}
+
+// waitNote reads batches until one holds a notification that matches,
+// failing the test with what if none does within 15s.
+func (s *sink) waitNote(t *testing.T, what string, match func(messages.CheckStatus) bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if slices.ContainsFunc(s.next(t).Notifications, match) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
 

@@ -132,14 +132,10 @@ func TestManagerLifecycle(t *testing.T) {
 
 	t.Run("state change notifies", func(t *testing.T) {
 		h.probers.setFail(2, true)
-		waitFor(t, "check 2's unhealthy notification", func() bool {
-			for _, n := range h.sink.next(t).Notifications {
-				if n.ID == 2 && n.Status.State == messages.StateUnhealthy {
-					return true
-				}
-			}
-			return false
-		})
+		h.sink.waitNote(t, "check 2's unhealthy notification",
+			func(n messages.CheckStatus) bool {
+				return n.ID == 2 && n.Status.State == messages.StateUnhealthy
+			})
 	})
 
 	t.Run("update in place keeps state and counters", func(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/rs/zerolog"
 
 	"github.com/lbhealth/hcsupervisor/messages"
 )
@@ -73,16 +72,10 @@ func TestCheckRestartKeepsStateAndCounters(t *testing.T) {
 	// The restart alone sent nothing: the only change notified is the
 	// first result.
 	changes := 0
-	for {
-		select {
-		case b := <-h.sink.batches:
-			if !b.Periodic {
-				changes += len(b.Notifications)
-			}
-			continue
-		default:
+	for _, b := range drainSink(h.sink) {
+		if !b.Periodic {
+			changes += len(b.Notifications)
 		}
-		break
 	}
 	if changes != 1 {
 		t.Errorf("%d state changes notified, want 1: the first result", changes)
@@ -90,9 +83,7 @@ func TestCheckRestartKeepsStateAndCounters(t *testing.T) {
 }
 
 func TestCrashLoopIsUnhealthyUntilCleared(t *testing.T) {
-	lines := &syncBuffer{}
-	logger := zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), lines)).
-		Level(zerolog.InfoLevel)
+	lines, logger := teeLogger(t)
 	h := newLoggedHarness(t, logger, fastRestarts)
 	h.update(tcpConfig(1, 5*time.Millisecond))
 	h.waitStates(t, messages.StateHealthy, 1)
@@ -204,15 +195,9 @@ func TestHangingProbeDoesNotBlockTheCheck(t *testing.T) {
 	// The timeout fails the check, a state change the sink is told at once;
 	// the next probe, 10ms later, would overwrite it in the status.
 	const want = "injected fault: hang: held past the timeout"
-	deadline := time.Now().Add(15 * time.Second)
-	for found := false; !found; {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting for the hang's timeout result")
-		}
-		for _, n := range h.sink.next(t).Notifications {
-			found = found || (n.ID == 1 && n.Status.Message == want)
-		}
-	}
+	h.sink.waitNote(t, "the hang's timeout result", func(n messages.CheckStatus) bool {
+		return n.ID == 1 && n.Status.Message == want
+	})
 }
 
 func TestNotifierCrashKeepsBatch(t *testing.T) {
@@ -482,10 +467,7 @@ func TestRestartBackoffEndsWithTheManager(t *testing.T) {
 	deadLetters := watchDeadLetters(t, h.sys)
 	stopActor(t, h.sys, h.pid)
 
-	start := time.Now()
-	waitFor(t, "the backoff to be over", func() bool {
-		return time.Since(start) > 3*backoff // NOTE: a window for a late restart.
-	})
+	time.Sleep(3 * backoff) // NOTE: a window for a late restart.
 	for _, typ := range deadLetters() {
 		if typ == "*actor.Restart" || typ == "*actors.restartDue" {
 			t.Errorf("dead letter %s after the manager stopped", typ)
@@ -532,9 +514,7 @@ func TestReAddedCheckIgnoresStaleBackoff(t *testing.T) {
 // each restart waits twice as long as the one before.
 func TestNotifierCrashesBackOffAndLogOnce(t *testing.T) {
 	const crashes = 4
-	lines := &syncBuffer{}
-	logger := zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), lines)).
-		Level(zerolog.InfoLevel)
+	lines, logger := teeLogger(t)
 	stats := &FaultStats{}
 	h := newLoggedHarness(t, logger, func(c *ManagerConfig) { c.FaultStats = stats })
 	h.update(tcpConfig(1, 10*time.Millisecond))
@@ -549,14 +529,10 @@ func TestNotifierCrashesBackOffAndLogOnce(t *testing.T) {
 	// The notifier works again.
 	drainSink(h.sink)
 	h.probers.setFail(1, true)
-	waitFor(t, "check 1's unhealthy notification", func() bool {
-		for _, n := range h.sink.next(t).Notifications {
-			if n.ID == 1 && n.Status.State == messages.StateUnhealthy {
-				return true
-			}
-		}
-		return false
-	})
+	h.sink.waitNote(t, "check 1's unhealthy notification",
+		func(n messages.CheckStatus) bool {
+			return n.ID == 1 && n.Status.State == messages.StateUnhealthy
+		})
 
 	got := lines.containing("injected fault: panic")
 	if len(got) != crashes {
