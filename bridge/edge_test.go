@@ -180,6 +180,17 @@ func waitUntil(t *testing.T, what string, cond func() bool, show ...func() strin
 	}
 }
 
+// statusSecond0 is when the probes of statusAt start counting.
+var statusSecond0 = time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)
+
+// statusAt returns check id's status in state after a probe sec seconds
+// after statusSecond0.
+func statusAt(id uint64, state messages.State, sec int) messages.CheckStatus {
+	return messages.CheckStatus{ID: id, Status: messages.Status{
+		State: state, LastCheck: statusSecond0.Add(time.Duration(sec) * time.Second),
+	}}
+}
+
 func healthy(id uint64, msg string) messages.CheckStatus {
 	return messages.CheckStatus{ID: id, Status: messages.Status{
 		State: messages.StateHealthy, Message: msg,
@@ -397,12 +408,6 @@ func TestStatusQueueChangesFirst(t *testing.T) {
 // pending, and its unknown and unconfirmed ones; the guard notes nothing while no
 // snapshot is pending, and forgets once the last one is answered.
 func TestSnapshotGuard(t *testing.T) {
-	at := time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)
-	status := func(id uint64, state messages.State, sec int) messages.CheckStatus {
-		return messages.CheckStatus{ID: id, Status: messages.Status{
-			State: state, LastCheck: at.Add(time.Duration(sec) * time.Second),
-		}}
-	}
 	idsOf := func(batch []messages.CheckStatus) []uint64 {
 		var out []uint64
 		for _, cs := range batch {
@@ -411,20 +416,20 @@ func TestSnapshotGuard(t *testing.T) {
 		return out
 	}
 	snapshot := []messages.CheckStatus{
-		status(1, messages.StateHealthy, 5),
-		status(2, messages.StateHealthy, 5),
-		status(3, messages.StateUnknown, 0),
-		status(4, messages.StateUnhealthy, 5),
+		statusAt(1, messages.StateHealthy, 5),
+		statusAt(2, messages.StateHealthy, 5),
+		statusAt(3, messages.StateUnknown, 0),
+		statusAt(4, messages.StateUnhealthy, 5),
 		{ID: 5, Status: messages.Status{State: messages.StateHealthy,
-			LastCheck: at, Unconfirmed: true}},
+			LastCheck: statusSecond0, Unconfirmed: true}},
 	}
 
 	var g snapshotGuard
-	g.passed([]messages.CheckStatus{status(1, messages.StateUnhealthy, 9)})
+	g.passed([]messages.CheckStatus{statusAt(1, messages.StateUnhealthy, 9)})
 	g.asked()
 	g.passed([]messages.CheckStatus{
-		status(2, messages.StateUnhealthy, 6), // newer: 2 is dropped
-		status(4, messages.StateHealthy, 5),   // as old: 4 stays
+		statusAt(2, messages.StateUnhealthy, 6), // newer: 2 is dropped
+		statusAt(4, messages.StateHealthy, 5),   // as old: 4 stays
 	})
 	g.asked()
 	if got, want := idsOf(g.answered(nil)), []uint64(nil); !slices.Equal(got, want) {
@@ -435,12 +440,12 @@ func TestSnapshotGuard(t *testing.T) {
 	}
 
 	// None pending: a snapshot answered late keeps every known status.
-	g.passed([]messages.CheckStatus{status(1, messages.StateUnhealthy, 9)})
+	g.passed([]messages.CheckStatus{statusAt(1, messages.StateUnhealthy, 9)})
 	if got, want := idsOf(g.answered(snapshot)), []uint64{1, 2, 4}; !slices.Equal(got, want) {
 		t.Errorf("a snapshot after the last = %v, want %v", got, want)
 	}
 	g.asked()
-	g.passed([]messages.CheckStatus{status(1, messages.StateUnhealthy, 9)})
+	g.passed([]messages.CheckStatus{statusAt(1, messages.StateUnhealthy, 9)})
 	g.cancel()
 	if g.pending != 0 || g.seen != nil {
 		t.Errorf("after cancel: %d pending, %d seen; want none", g.pending, len(g.seen))

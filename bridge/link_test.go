@@ -132,19 +132,13 @@ func TestLinkAnswersStatusRequestsInOrder(t *testing.T) {
 // periodic batch, without the statuses that a notification passed on
 // meanwhile made old, and without unknown ones.
 func TestLinkPassesOnItsSnapshotAsPeriodic(t *testing.T) {
-	at := time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)
-	status := func(id uint64, state messages.State, sec int) messages.CheckStatus {
-		return messages.CheckStatus{ID: id, Status: messages.Status{
-			State: state, LastCheck: at.Add(time.Duration(sec) * time.Second),
-		}}
-	}
 	change := &messages.NotificationBatch{Notifications: []messages.CheckStatus{
-		status(7, messages.StateUnhealthy, 2),
+		statusAt(7, messages.StateUnhealthy, 2),
 	}}
 	snapshot := &messages.StatusResponse{Statuses: []messages.CheckStatus{
-		status(7, messages.StateHealthy, 1),
-		status(8, messages.StateHealthy, 1),
-		status(9, messages.StateUnknown, 0),
+		statusAt(7, messages.StateHealthy, 1),
+		statusAt(8, messages.StateHealthy, 1),
+		statusAt(9, messages.StateUnknown, 0),
 	}}
 	sys := newTestSystem(t)
 	defer sys.Shutdown()
@@ -162,7 +156,7 @@ func TestLinkPassesOnItsSnapshotAsPeriodic(t *testing.T) {
 	defer func() { sys.Root.StopFuture(link).Wait() }()
 
 	want := []*messages.NotificationBatch{change, {
-		Notifications: []messages.CheckStatus{status(8, messages.StateHealthy, 1)},
+		Notifications: []messages.CheckStatus{statusAt(8, messages.StateHealthy, 1)},
 		Periodic:      true,
 	}}
 	for i, w := range want {

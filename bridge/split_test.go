@@ -2,23 +2,25 @@ package bridge
 
 import (
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
-func TestSplitDiesWithItsEdge(t *testing.T) {
-	sys := newTestSystem(t)
-	defer sys.Shutdown()
-	dir := t.TempDir()
+// startSplit starts a split bridge in sys, linked to the server socket
+// and fetching once an hour from the Engine socket engine.
+func startSplit(t *testing.T, sys *actor.ActorSystem, server, engine string) *Split {
+	t.Helper()
 	logger := zerolog.New(zerolog.NewTestWriter(t))
 	sp, err := StartSplit(sys,
-		LinkConfig{Socket: filepath.Join(dir, "none.sock"), Logger: logger},
+		LinkConfig{Socket: server, Logger: logger},
 		EdgeConfig{
-			Engine:        NewEngineClient(filepath.Join(dir, "e.sock"), time.Second),
+			Engine:        NewEngineClient(engine, time.Second),
 			FetchInterval: time.Hour,
 			RetryDelay:    time.Hour,
 			Logger:        logger,
@@ -26,6 +28,15 @@ func TestSplitDiesWithItsEdge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sp
+}
+
+func TestSplitDiesWithItsEdge(t *testing.T) {
+	sys := newTestSystem(t)
+	defer sys.Shutdown()
+	dir := t.TempDir()
+	sp := startSplit(t, sys, filepath.Join(dir, "none.sock"),
+		filepath.Join(dir, "e.sock"))
 	select {
 	case <-sp.Died():
 		t.Fatal("Died closed while both actors run")
@@ -50,18 +61,8 @@ func TestSplitStopIsNotDeath(t *testing.T) {
 	sys := newTestSystem(t)
 	defer sys.Shutdown()
 	dir := t.TempDir()
-	logger := zerolog.New(zerolog.NewTestWriter(t))
-	sp, err := StartSplit(sys,
-		LinkConfig{Socket: filepath.Join(dir, "none.sock"), Logger: logger},
-		EdgeConfig{
-			Engine:        NewEngineClient(filepath.Join(dir, "e.sock"), time.Second),
-			FetchInterval: time.Hour,
-			RetryDelay:    time.Hour,
-			Logger:        logger,
-		}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp := startSplit(t, sys, filepath.Join(dir, "none.sock"),
+		filepath.Join(dir, "e.sock"))
 	if err := sp.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -76,8 +77,8 @@ func TestSplitStopIsNotDeath(t *testing.T) {
 // the link connects only once the edge exists. Repeated, because the
 // link and the edge start in the same instant.
 func TestSplitPassesOnTheFirstStatuses(t *testing.T) {
-	for range 20 {
-		splitPassesOnTheFirstStatuses(t)
+	for i := range 20 {
+		t.Run(strconv.Itoa(i), splitPassesOnTheFirstStatuses)
 	}
 }
 
@@ -88,19 +89,7 @@ func splitPassesOnTheFirstStatuses(t *testing.T) {
 	}}})
 	sys := newTestSystem(t)
 	defer sys.Shutdown()
-	logger := zerolog.New(zerolog.NewTestWriter(t))
-	sp, err := StartSplit(sys,
-		LinkConfig{Socket: server, Logger: logger},
-		EdgeConfig{
-			Engine: NewEngineClient(
-				serveRPC(t, "SeesawEngine", engine), time.Second),
-			FetchInterval: time.Hour,
-			RetryDelay:    time.Hour,
-			Logger:        logger,
-		}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp := startSplit(t, sys, server, serveRPC(t, "SeesawEngine", engine))
 	defer sp.Stop()
 
 	waitUntil(t, "the status sent on connect, in the Engine", func() bool {
