@@ -233,6 +233,13 @@ func TestWarmRestartEngineSeesNoTransition(t *testing.T) {
 				waitEngine(t, sim, "the first verdicts",
 					notifiedSince(restartedAt, ids...))
 			}
+			// Stopping flushes what the notifier and the bridge still
+			// hold, so that nothing sent escapes the check below.
+			stopCtx, stopCancel := context.WithTimeout(context.Background(), stopTimeout)
+			defer stopCancel()
+			if err := second.svc.Stop(stopCtx); err != nil {
+				t.Fatalf("stopping the new server: %v", err)
+			}
 			for _, r := range sim.Received() {
 				if !r.At.After(restartedAt) {
 					continue

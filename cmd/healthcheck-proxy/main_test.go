@@ -65,6 +65,7 @@ func TestFlagDefaults(t *testing.T) {
 func TestExitOnMaxFailures(t *testing.T) {
 	dir := t.TempDir()
 	server := serveNotification(t, filepath.Join(dir, "hc.sock"))
+	var log lockedBuffer
 	exited := make(chan int, 1)
 	go func() {
 		exited <- run([]string{
@@ -72,7 +73,7 @@ func TestExitOnMaxFailures(t *testing.T) {
 			"-server_socket", server, "-metrics_addr", "",
 			"-max_failures", "2", "-retry_delay", "10ms",
 			"-exit_on_max_failures",
-		}, zerolog.NewTestWriter(t))
+		}, io.MultiWriter(zerolog.NewTestWriter(t), &log))
 	}()
 	select {
 	case code := <-exited:
@@ -82,6 +83,29 @@ func TestExitOnMaxFailures(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the proxy did not exit")
 	}
+	// For the failed calls, not for any other failure.
+	if got := log.String(); !strings.Contains(got, `"proxy_failed"`) ||
+		!strings.Contains(got, "2 HealthState calls failed") {
+		t.Errorf("log lacks proxy_failed for 2 failed HealthState calls:\n%s", got)
+	}
+}
+
+// lockedBuffer is a buffer for the lines of concurrent loggers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // serveNotification serves a server's socket at path that says ready and

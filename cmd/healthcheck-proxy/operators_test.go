@@ -23,8 +23,10 @@ import (
 // longer than the bridge's timing allows, and healthy again after a good fetch.
 func TestHealthzJudgesFetches(t *testing.T) {
 	stats := &bridge.EdgeStats{}
-	timing := bridge.EdgeConfig{FetchInterval: 20 * time.Millisecond,
-		RetryDelay: time.Millisecond, MaxFailures: 1}
+	// No good fetch for 400ms is a problem: long enough for a request
+	// on a loaded machine to see it ok first.
+	timing := bridge.EdgeConfig{FetchInterval: 200 * time.Millisecond,
+		RetryDelay: 50 * time.Millisecond, MaxFailures: 3}
 	srv := httptest.NewServer(operatorsHandler(stats, timing,
 		actors.NewActorTelemetry()))
 	defer srv.Close()
@@ -34,11 +36,10 @@ func TestHealthzJudgesFetches(t *testing.T) {
 		t.Fatalf("/healthz at start = %d %+v, want 200 ok", code, rep)
 	}
 
-	deadline := time.Now().Add(10 * time.Second)
-	for code == http.StatusOK && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	waitFor(t, "/healthz to change", func() bool {
 		rep, code = getHealth(t, srv.URL)
-	}
+		return code != http.StatusOK
+	})
 	if code != http.StatusServiceUnavailable || len(rep.Problems) != 1 ||
 		!strings.HasPrefix(rep.Problems[0], "engine unreachable: no good config fetch") {
 		t.Fatalf("/healthz without a fetch = %d %+v, want 503 naming the fetch",
@@ -48,6 +49,18 @@ func TestHealthzJudgesFetches(t *testing.T) {
 	stats.LastFetch.Store(time.Now().UnixNano())
 	if rep, code = getHealth(t, srv.URL); code != http.StatusOK {
 		t.Errorf("/healthz after a good fetch = %d %+v, want 200", code, rep)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -94,12 +107,11 @@ func TestOperatorsMeasureTheActors(t *testing.T) {
 	defer srv.Close()
 
 	var tree messages.TreeReport
-	deadline := time.Now().Add(10 * time.Second)
-	for len(tree.Actors) < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	waitFor(t, "two actors on /tree", func() bool {
 		tree = messages.TreeReport{}
 		getJSON(t, srv.URL+"/tree", &tree)
-	}
+		return len(tree.Actors) >= 2
+	})
 	var kinds []string
 	for _, a := range tree.Actors {
 		kinds = append(kinds, a.Kind)
