@@ -596,9 +596,25 @@ func (c *hcClient) send(t *testing.T, msg any) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.writeLine(t, string(line))
+}
+
+// writeLine writes a line as it is.
+func (c *hcClient) writeLine(t *testing.T, line string) {
+	t.Helper()
 	c.conn.SetWriteDeadline(time.Now().Add(cfWait))
-	if _, err := c.conn.Write(line); err != nil {
+	if _, err := c.conn.Write([]byte(line)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// configure sends the server a check's config, in JSON, and waits until
+// the server's status lists check id: the server then runs it.
+func (c *hcClient) configure(t *testing.T, id uint64, config string) {
+	t.Helper()
+	c.writeLine(t, `{"type":"update_configs","configs":[`+config+"]}\n")
+	if ids := c.statusIDs(t); !slices.Contains(ids, id) {
+		t.Fatalf("checks %v after the update, want %d among them", ids, id)
 	}
 }
 
@@ -640,11 +656,7 @@ func (c *hcClient) statuses(t *testing.T) []messages.CheckStatus {
 func TestServerStandalone(t *testing.T) {
 	sd := newFakeSystemd(t)
 	t.Setenv("WATCHDOG_USEC", "100000")
-	dir, err := os.MkdirTemp("", "hc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := shortTempDir(t)
 	path := filepath.Join(dir, "checks.yaml")
 	sock := filepath.Join(dir, "hc.sock")
 	writeFile(t, path, checksYAML(1, 2)+"- {id: 3, checker_type: tcp}\n")

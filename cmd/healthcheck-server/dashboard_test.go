@@ -233,7 +233,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 	srv.configure(t)
 	srv.failOneHealthState(t)
 
-	srv.waitFor(t, "check 1 healthy and check 2 unhealthy", func() bool {
+	waitUntil(t, "check 1 healthy and check 2 unhealthy", func() bool {
 		rep := srv.status(t)
 		return len(rep.Checks) == 2 &&
 			rep.Checks[0].Status.State == messages.StateHealthy &&
@@ -241,7 +241,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 	})
 	srv.coalesce(t)
 	srv.crashCheck(t, 1)
-	srv.waitFor(t, "check 1 restarted once, seen everywhere", func() bool {
+	waitUntil(t, "check 1 restarted once, seen everywhere", func() bool {
 		fams := srv.scrape(t)
 		return srv.status(t).Checks[0].Status.Restarts == 1 &&
 			srv.treeRestarts(t, "hc/manager/1") == 1 &&

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 )
@@ -12,10 +11,9 @@ import (
 // checks their usage errors.
 func TestFaultSubcommands(t *testing.T) {
 	backend := startPingBackend(t)
-	_, socket, conn := startSocketChild(t, "-enable_fault_injection")
-	configure(t, conn, 7, fmt.Sprintf(`{"id":7,"interval":"1h",`+
-		`"checker_type":"tcp","ip":"127.0.0.1","port":%d}`,
-		backend.ln.Addr().(*net.TCPAddr).Port))
+	_, socket, c := startSocketChild(t, "-enable_fault_injection")
+	c.configure(t, 7, fmt.Sprintf(`{"id":7,"interval":"1h",`+
+		`"checker_type":"tcp","ip":"127.0.0.1","port":%d}`, backend.port()))
 
 	tests := []struct {
 		name       string

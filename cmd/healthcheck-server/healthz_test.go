@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -79,24 +80,25 @@ func TestHealthzEngineUnreachable(t *testing.T) {
 func (s *scripted) waitHealthz(t *testing.T, code int, problem string) {
 	t.Helper()
 	re := regexp.MustCompile(problem)
+	var got int
 	var last messages.HealthReport
-	deadline := time.Now().Add(pollTimeout)
-	for {
-		got, rep := s.healthz(t)
-		last = rep
-		ok := got == code && (problem == "" && rep.Status == "ok" &&
-			len(rep.Problems) == 0 && rep.Engine != nil && rep.Engine.Reachable ||
-			problem != "" && rep.Status == "degraded" &&
-				len(rep.Problems) == 1 && re.MatchString(rep.Problems[0]))
-		if ok {
-			return
+	defer func() {
+		if t.Failed() {
+			t.Logf("last /healthz: %d %+v", got, last)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/healthz = %d %+v; want %d with problem %q", got,
-				last, code, problem)
+	}()
+	waitUntil(t, fmt.Sprintf("/healthz %d with problem %q", code, problem), func() bool {
+		got, last = s.healthz(t)
+		switch {
+		case got != code:
+			return false
+		case problem == "":
+			return last.Status == "ok" && len(last.Problems) == 0 &&
+				last.Engine != nil && last.Engine.Reachable
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return last.Status == "degraded" && len(last.Problems) == 1 &&
+			re.MatchString(last.Problems[0])
+	})
 }
 
 // healthz returns /healthz's status code and report.

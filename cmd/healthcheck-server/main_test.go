@@ -172,6 +172,9 @@ func startPingBackend(t *testing.T) *pingBackend {
 	return b
 }
 
+// port is the backend's port on 127.0.0.1.
+func (b *pingBackend) port() int { return b.ln.Addr().(*net.TCPAddr).Port }
+
 func (b *pingBackend) accept() {
 	for {
 		conn, err := b.ln.Accept()
@@ -222,18 +225,14 @@ func savedStates(path string) map[uint64]messages.State {
 // starts with the states they saved.
 func TestStateFileSurvivesKill(t *testing.T) {
 	backend := startPingBackend(t)
-	dir, err := os.MkdirTemp("", "hck")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := shortTempDir(t)
 	ids := []uint64{1, 2, 3}
 	var checks []string
 	for _, id := range ids {
 		checks = append(checks, fmt.Sprintf(`{"id":%d,"checker_type":"tcp",`+
 			`"ip":"127.0.0.1","port":%d,"send":"PING\n","receive":"PONG",`+
 			`"interval":"100ms","timeout":"1m"}`,
-			id, backend.ln.Addr().(*net.TCPAddr).Port))
+			id, backend.port()))
 	}
 	config := filepath.Join(dir, "checks.json")
 	writeFile(t, config, "["+strings.Join(checks, ",")+"]")
@@ -320,16 +319,7 @@ func TestExitOnMaxFailures(t *testing.T) {
 	}()
 
 	// A check from the socket gives the bridge a status to send.
-	conn := dialWhenUp(t, socket, exited)
-	defer conn.Close()
-	line := fmt.Sprintf(`{"type":"update_configs","configs":[`+
-		`{"id":1,"interval":"50ms","timeout":"1s","checker_type":"tcp",`+
-		`"ip":"127.0.0.1","port":%d}]}`+"\n",
-		backend.ln.Addr().(*net.TCPAddr).Port)
-	conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := conn.Write([]byte(line)); err != nil {
-		t.Fatal(err)
-	}
+	dialServer(t, socket).writeLine(t, configLine([2]int{1, backend.port()}))
 
 	select {
 	case code := <-exited:
@@ -348,62 +338,13 @@ func TestExitOnMaxFailures(t *testing.T) {
 
 // startSocketChild starts a child server with args on a socket of its
 // own, without an Engine or a metrics listener, and connects to it. It
-// returns the server, its socket and the connection, which the test's
-// end closes.
-func startSocketChild(t *testing.T, args ...string) (*child, string, net.Conn) {
+// returns the server, its socket and the client.
+func startSocketChild(t *testing.T, args ...string) (*child, string, *hcClient) {
 	t.Helper()
 	socket := filepath.Join(t.TempDir(), "hc.sock")
 	srv := startChildServer(t, append([]string{"-engine", "",
 		"-proxy_socket", socket, "-metrics_addr", ""}, args...)...)
-	exited := make(chan int)
-	go func() {
-		<-srv.done
-		close(exited)
-	}()
-	conn := dialWhenUp(t, socket, exited)
-	t.Cleanup(func() { conn.Close() })
-	return srv, socket, conn
-}
-
-// configure sends the server the config on conn, and waits until a
-// status response lists check id: the server then runs it.
-func configure(t *testing.T, conn net.Conn, id int, config string) {
-	t.Helper()
-	lines := `{"type":"update_configs","configs":[` + config + "]}\n" +
-		`{"type":"request_status"}` + "\n"
-	conn.SetDeadline(time.Now().Add(cfWait))
-	defer conn.SetDeadline(time.Time{})
-	if _, err := conn.Write([]byte(lines)); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(conn)
-	for sc.Scan() && !strings.Contains(sc.Text(), `"status_response"`) {
-	}
-	if !strings.Contains(sc.Text(), fmt.Sprintf(`"id":%d,`, id)) {
-		t.Fatalf("status response %q, want check %d in it (%v)",
-			sc.Text(), id, sc.Err())
-	}
-}
-
-// dialWhenUp connects to the server's socket once it listens, failing
-// the test if the server exits first or does not listen in time.
-func dialWhenUp(t *testing.T, socket string, exited <-chan int) net.Conn {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		conn, err := net.DialTimeout("unix", socket, time.Second)
-		if err == nil {
-			return conn
-		}
-		select {
-		case code := <-exited:
-			t.Fatalf("the server exited with status %d before listening", code)
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server never listened on %s: %v", socket, err)
-		}
-	}
+	return srv, socket, dialServer(t, socket)
 }
 
 // SIGTERM stops the server cleanly, with a client connected and a probe
@@ -412,11 +353,10 @@ func dialWhenUp(t *testing.T, socket string, exited <-chan int) net.Conn {
 func TestSIGTERMStopsCleanly(t *testing.T) {
 	backend := startPingBackend(t)
 	backend.hung.Store(true)
-	srv, socket, conn := startSocketChild(t)
-	configure(t, conn, 1, fmt.Sprintf(`{"id":1,"interval":"10ms",`+
+	srv, socket, c := startSocketChild(t)
+	c.configure(t, 1, fmt.Sprintf(`{"id":1,"interval":"10ms",`+
 		`"timeout":"1h","checker_type":"tcp","ip":"127.0.0.1","port":%d,`+
-		`"send":"PING\n","receive":"PONG"}`,
-		backend.ln.Addr().(*net.TCPAddr).Port))
+		`"send":"PING\n","receive":"PONG"}`, backend.port()))
 
 	srv.cmd.Process.Signal(syscall.SIGTERM)
 	// SIGHUPs all through the stop, as a reload might send, end nothing.

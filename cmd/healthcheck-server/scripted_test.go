@@ -26,9 +26,6 @@ import (
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
-// pollTimeout bounds every wait for the scripted run to reach a state.
-const pollTimeout = 10 * time.Second
-
 // scripted is a server started as main starts it, with an operators'
 // listener, the Engine bridge against a simulated Engine and a socket
 // client.
@@ -38,8 +35,8 @@ type scripted struct {
 	sim    *enginesim.Server
 	bridge *bridge.EdgeStats
 	client net.Conn
-	// ports holds the backend port of each check by ID.
-	ports map[int]int
+	// upPort is the port of check 1's backend, which answers.
+	upPort int
 }
 
 // scriptedRetry is the bridge's retry delay: long beside the few
@@ -90,7 +87,7 @@ func startScripted(t *testing.T) *scripted {
 
 	s := &scripted{svc: svc, url: httpSrv.URL, sim: sim, bridge: bridgeStats}
 	// The fetch, of no checks, must not undo the client's configs.
-	s.waitFor(t, "the bridge's first fetch", func() bool {
+	waitUntil(t, "the bridge's first fetch", func() bool {
 		return s.bridge.Fetches.Load() == 1
 	})
 	s.client = connectClient(t, filepath.Join(dir, "s"))
@@ -171,7 +168,7 @@ func (s *scripted) configure(t *testing.T) {
 	s.sim.SetHealthStateError("injected: engine busy")
 
 	up, refused := loopbackBackends(t)
-	s.ports = map[int]int{1: up, 2: refused}
+	s.upPort = up
 	s.send(t, configLine([2]int{1, up}, [2]int{2, refused}, [2]int{3, 0}))
 	s.send(t, `{"type":"update_configs","configs":[`+"\n")
 	sys := s.svc.System()
@@ -183,7 +180,7 @@ func (s *scripted) configure(t *testing.T) {
 // send writes a line as the socket client.
 func (s *scripted) send(t *testing.T, line string) {
 	t.Helper()
-	s.client.SetWriteDeadline(time.Now().Add(pollTimeout))
+	s.client.SetWriteDeadline(time.Now().Add(cfWait))
 	if _, err := io.WriteString(s.client, line); err != nil {
 		t.Fatalf("writing %q: %v", line, err)
 	}
@@ -211,7 +208,7 @@ func (s *scripted) failOneHealthState(t *testing.T) {
 func (s *scripted) waitEngine(t *testing.T, what string,
 	cond func(*enginesim.Snapshot) bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), pollTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), cfWait)
 	defer cancel()
 	err := s.sim.WaitFor(ctx, cond)
 	if err != nil {
@@ -254,7 +251,7 @@ func (s *scripted) coalesce(t *testing.T) {
 // notifier holds nothing and every mailbox is empty.
 func (s *scripted) waitIdle(t *testing.T) {
 	t.Helper()
-	s.waitFor(t, "the run to settle", func() bool {
+	waitUntil(t, "the run to settle", func() bool {
 		fams := s.scrape(t)
 		n := func(outcome string) float64 {
 			return value(fams, "hc_notifications_total", "outcome", outcome)
@@ -272,8 +269,8 @@ func (s *scripted) waitIdle(t *testing.T) {
 // spawn.
 func (s *scripted) removeCheck(t *testing.T) {
 	t.Helper()
-	s.send(t, configLine([2]int{1, s.ports[1]}))
-	s.waitFor(t, "the check's stop", func() bool {
+	s.send(t, configLine([2]int{1, s.upPort}))
+	waitUntil(t, "the check's stop", func() bool {
 		return value(s.scrape(t), "hc_actor_lifecycle_total",
 			"event", "stop", "kind", "check") == 1
 	})
@@ -330,12 +327,12 @@ func loopbackBackends(t *testing.T) (up, refused int) {
 // ends, and reads its ready line.
 func connectClient(t *testing.T, sock string) net.Conn {
 	t.Helper()
-	conn, err := net.DialTimeout("unix", sock, pollTimeout)
+	conn, err := net.DialTimeout("unix", sock, cfWait)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	conn.SetReadDeadline(time.Now().Add(pollTimeout))
+	conn.SetReadDeadline(time.Now().Add(cfWait))
 	buf := make([]byte, len(`{"type":"ready"}`)+1)
 	if _, err := io.ReadFull(conn, buf); err != nil {
 		t.Fatalf("reading the ready line: %v", err)
@@ -348,24 +345,12 @@ func (s *scripted) crashCheck(t *testing.T, id uint64) {
 	t.Helper()
 	res, err := s.svc.System().Root.RequestFuture(s.svc.Manager(),
 		&messages.InjectFault{ID: id, Fault: messages.FaultPanic, Count: 1},
-		pollTimeout).Result()
+		cfWait).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := res.(*messages.Ack); !ok {
 		t.Fatalf("inject_fault answered %#v, want an ack", res)
-	}
-}
-
-// waitFor polls cond until it holds or pollTimeout passes.
-func (s *scripted) waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(pollTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

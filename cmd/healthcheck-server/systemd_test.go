@@ -29,12 +29,7 @@ type fakeSystemd struct {
 // socket path has at most 107 bytes) and points NOTIFY_SOCKET at it.
 func newFakeSystemd(t *testing.T) *fakeSystemd {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "sd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "notify")
+	path := filepath.Join(shortTempDir(t), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
@@ -211,17 +206,8 @@ func startServiceLogging(t *testing.T, logger zerolog.Logger) *actors.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { stopTestService(t, svc) })
+	t.Cleanup(func() { stopService(t, svc) })
 	return svc
-}
-
-func stopTestService(t *testing.T, svc *actors.Service) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cfWait)
-	defer cancel()
-	if err := svc.Stop(ctx); err != nil {
-		t.Error(err)
-	}
 }
 
 func TestManagerAnswers(t *testing.T) {
@@ -230,7 +216,7 @@ func TestManagerAnswers(t *testing.T) {
 	if !alive(cfWait) {
 		t.Fatal("a running manager does not answer")
 	}
-	stopTestService(t, svc)
+	stopService(t, svc)
 	if alive(100 * time.Millisecond) {
 		t.Error("a stopped manager answers")
 	}
