@@ -89,6 +89,7 @@ func describeDiff(got, want map[uint64]messages.State) string {
 // faultServer starts a server with fault injection and fast restarts,
 // and no periodic full status, which would hide a lost notification.
 func faultServer(t *testing.T, stats *actors.FaultStats) *server {
+	t.Helper()
 	return startServer(t, serverOptions{
 		EnableFaultInjection: true,
 		Tune: func(c *actors.ManagerConfig) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -89,16 +88,12 @@ func buildBinaries(t *testing.T) (server, proxy string) {
 		filepath.Join(dir, "healthcheck-proxy")
 }
 
-// goTool returns the go command: the one on PATH, as go test's own, or
-// the one of the toolchain that built the test.
+// goTool returns the go command on PATH, where go test puts its own.
 func goTool(t *testing.T) string {
 	t.Helper()
-	if path, err := exec.LookPath("go"); err == nil {
-		return path
-	}
-	path := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := exec.LookPath(path); err != nil {
-		t.Fatalf("no go command on PATH or at %s: %v", path, err)
+	path, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go command on PATH: %v", err)
 	}
 	return path
 }

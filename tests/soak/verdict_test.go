@@ -16,7 +16,7 @@ type series struct {
 	size    float64 // multiplies every measure's level; 0: 1
 	growth  float64 // fraction of the level per minute
 	noise   float64 // fraction of the level
-	spikeAt int     // -1: none
+	spikeAt int     // with spike 0: none
 	spike   float64
 }
 
@@ -25,7 +25,7 @@ func (s series) samples() []sample {
 	for i := range s.n {
 		at := s.start + time.Duration(i)*10*time.Second
 		f := 1 + s.growth*at.Minutes() + s.noise*math.Sin(float64(i)*1.7)
-		if i == s.spikeAt {
+		if s.spike != 0 && i == s.spikeAt {
 			f *= s.spike
 		}
 		if s.size != 0 {
@@ -45,9 +45,8 @@ func TestJudge(t *testing.T) {
 		wantErr []string // parts of the error; none: passes
 	}{
 		{
-			name: "flat with noise",
-			samples: series{n: 18, start: time.Minute, noise: 0.03,
-				spikeAt: -1}.samples(),
+			name:    "flat with noise",
+			samples: series{n: 18, start: time.Minute, noise: 0.03}.samples(),
 		},
 		{
 			name: "flat with a sample taken mid-restart",
@@ -57,42 +56,38 @@ func TestJudge(t *testing.T) {
 		{
 			name: "growth in the warm-up only",
 			samples: append(
-				series{n: 6, growth: 0.5, spikeAt: -1}.samples(),
-				series{n: 12, start: time.Minute, growth: 0,
-					spikeAt: -1}.samples()...),
+				series{n: 6, growth: 0.5}.samples(),
+				series{n: 12, start: time.Minute, growth: 0}.samples()...),
 		},
 		{
-			name: "steady growth",
-			samples: series{n: 18, start: time.Minute, growth: 0.05, noise: 0.01,
-				spikeAt: -1}.samples(),
+			name:    "steady growth",
+			samples: series{n: 18, start: time.Minute, growth: 0.05, noise: 0.01}.samples(),
 			wantErr: []string{"heap_mib grows", "rss_mib grows", "goroutines grows"},
 		},
 		{
-			// 0.5%/min: over the absolute limits, under the relative ones.
-			name: "slow growth within the limits",
-			samples: series{n: 18, start: time.Minute, growth: 0.005,
-				spikeAt: -1}.samples(),
+			// 0.5%/min: over the absolute limits of heap, rss and goroutines,
+			// under the relative ones.
+			name:    "slow growth within the limits",
+			samples: series{n: 18, start: time.Minute, growth: 0.005}.samples(),
 		},
 		{
 			// 10%/min: over the relative limits, under the absolute ones.
 			name: "a small measure's growth within the absolute limits",
 			samples: series{n: 18, start: time.Minute, size: 0.01,
-				growth: 0.1, spikeAt: -1}.samples(),
+				growth: 0.1}.samples(),
 		},
 		{
-			name: "growth within a short run's noise",
-			samples: series{n: 12, start: time.Minute, growth: 0.04, noise: 0.08,
-				spikeAt: -1}.samples(),
+			name:    "growth within a short run's noise",
+			samples: series{n: 12, start: time.Minute, growth: 0.04, noise: 0.08}.samples(),
 		},
 		{
-			name: "the same growth over a long run",
-			samples: series{n: 60, start: time.Minute, growth: 0.04, noise: 0.08,
-				spikeAt: -1}.samples(),
+			name:    "the same growth over a long run",
+			samples: series{n: 60, start: time.Minute, growth: 0.04, noise: 0.08}.samples(),
 			wantErr: []string{"heap_mib grows"},
 		},
 		{
 			name:    "too short",
-			samples: series{n: 12, spikeAt: -1}.samples(),
+			samples: series{n: 12}.samples(),
 			wantErr: []string{"6 samples after the 1m0s warm-up"},
 		},
 	}
