@@ -26,8 +26,8 @@ type operatorServer struct {
 }
 
 // startOperator starts a service with fake probers and serves its
-// operators' handler with stats, after tune adjusts the manager's config
-// and before stats gets its defaults.
+// operators' handler with stats. Stats' nil fields get defaults, which
+// the manager's config shares; tune then adjusts that config.
 func startOperator(t *testing.T, stats OperatorStats,
 	tune func(*ManagerConfig)) *operatorServer {
 	t.Helper()
