@@ -93,7 +93,8 @@ func (cfg EdgeConfig) staleAfter() time.Duration {
 
 // Watch returns a function for /healthz that reports the Engine as the
 // bridge updating s sees it, judged by the bridge's timing in cfg (its
-// other fields are not used), from now on as the bridge's start. The Engine is unreachable, with the reason in Problem, when
+// other fields are not used), from now on as the bridge's start. The
+// Engine is unreachable, with the reason in Problem, when
 //
 //   - MaxFailures HealthState calls in a row have failed (see Health);
 //   - no fetch has succeeded since the bridge started, longer ago than
