@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -11,10 +10,10 @@ import (
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
-// probeStopGrace bounds how long a stopping check waits for its cancelled
-// probe to return. Probes honour cancellation, so this is only reached by
-// a misbehaving prober; the wait is logged.
-const probeStopGrace = 5 * time.Second
+// checkDispatcher runs a check's mailbox on its sender's goroutine,
+// yielding it after 300 messages in a row; see newCheckProps. It holds
+// no state.
+var checkDispatcher = actor.NewSynchronizedDispatcher(300)
 
 // Prober runs one configured probe; see package probe for the contract.
 type Prober interface {
@@ -27,6 +26,7 @@ type checkEnv struct {
 	newProber func(*messages.Config) (Prober, error)
 	telemetry *Telemetry
 	limiter   *startLimiter
+	clock     *probeClock
 	workers   *probeWorkers
 	jitter    float64
 	logger    zerolog.Logger
@@ -35,10 +35,13 @@ type checkEnv struct {
 // checkActor runs one healthcheck: it probes its target every interval,
 // one probe at a time, and tells the notifier when the state changes.
 //
-// It accepts *updateCheck (a new config from the manager), and its own
-// *probeTick and *probeDone. It sends *messages.CheckStatus to the
-// notifier. The probe itself runs in a goroutine the actor owns, so
-// Receive never blocks on the network.
+// It accepts *updateCheck (a new config from the manager), *probeDone
+// from its probe and, when a fault is queued for its next probe,
+// *probeTick from the manager's clock. It sends *messages.CheckStatus to
+// the notifier. Each probe is a plannedProbe that the check arms on the
+// clock; the clock starts it when it falls due and a worker runs it, so
+// Receive never blocks on the network, nor on anything else: a check's
+// mailbox runs on its sender's goroutine (see newCheckProps).
 type checkActor struct {
 	unexpected unexpected
 	rec        *checkRecord
@@ -46,30 +49,17 @@ type checkActor struct {
 
 	self *actor.PID
 	root *actor.RootContext
+	// tick is the check's place on the clock.
+	tick *clockEntry
 
-	// prober is built at the first probe, or nil.
+	// prober is built as the first probe starts, or nil.
 	prober Prober
-	// planned is when the current or next probe is due, on the phase of
-	// interval; due is planned plus its jitter, and slotHeld says the
-	// start limiter's slot for it is taken.
+	// planned is when the next probe is due, on the phase of interval;
+	// the probe armed for it adds its jitter.
 	planned  time.Time
-	due      time.Time
 	interval time.Duration
-	slotHeld bool
-	timer    *time.Timer
-	// tickGen tells the current timer's tick from stale ones; it comes
-	// from the record's sequence, like probeSeq.
-	tickGen uint64
-	// probe is the probe in flight, or nil.
-	probe *inflight
-	// probeSeq tells the current probe's result from stale ones.
-	probeSeq uint64
-}
-
-// inflight is a running probe.
-type inflight struct {
-	cancel context.CancelFunc
-	done   chan struct{}
+	// probe is the probe armed or in flight, or nil.
+	probe *plannedProbe
 }
 
 // updateCheck hands a check its new config.
@@ -77,15 +67,16 @@ type updateCheck struct {
 	Config messages.Config
 }
 
-// probeTick says a probe is due.
+// probeTick says a probe with a fault queued is due: the check starts it
+// itself, so that an injected panic happens in its Receive.
 type probeTick struct {
-	gen uint64
+	plan *plannedProbe
 }
 
 // probeDone carries a finished probe's result back to its check, or the
 // value its prober panicked with.
 type probeDone struct {
-	seq      uint64
+	plan     *plannedProbe
 	result   messages.ProbeResult
 	panicked any
 }
@@ -97,10 +88,18 @@ func (*probeTick) IgnoreDeadLetterLogging() {}
 // IgnoreDeadLetterLogging: see probeTick.
 func (*probeDone) IgnoreDeadLetterLogging() {}
 
+// newCheckProps returns the props of the check of rec.
+//
+// NOTE: a check's mailbox runs on the goroutine of whoever sends to it
+// (a probe worker, the manager, the clock) rather than on a goroutine
+// started for each run, as the library's default dispatcher does. Those
+// goroutines cost more than the messages at 10,000 probes a second:
+// each grew its stack afresh in Receive (tests/load). It is safe because
+// a check's Receive never blocks and never waits for another actor.
 func newCheckProps(rec *checkRecord, env *checkEnv) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &checkActor{rec: rec, env: env}
-	})
+	}, actor.WithDispatcher(checkDispatcher))
 }
 
 // Receive handles one message.
@@ -130,6 +129,7 @@ func (a *checkActor) Receive(c actor.Context) {
 func (a *checkActor) handleStarted(c actor.Context) {
 	a.self = c.Self()
 	a.root = c.ActorSystem().Root
+	a.tick = &clockEntry{}
 	a.replan(a.rec.config().Interval)
 }
 
@@ -169,20 +169,14 @@ func withCheck(c zerolog.Context, cfg *messages.Config) zerolog.Context {
 		Str("target", cfg.Target())
 }
 
-func (a *checkActor) buildProber(cfg *messages.Config) Prober {
-	p, err := a.env.newProber(cfg)
-	if err != nil {
-		a.event(zerolog.ErrorLevel).Err(err).Msg("prober_unavailable")
-		return failingProber{err: err}
-	}
-	return p
-}
-
 func (a *checkActor) handleUpdate(m *updateCheck) {
 	old := a.rec.config()
 	if a.rec.setConfig(m.Config) {
-		if old.Interval != m.Config.Interval {
+		switch {
+		case old.Interval != m.Config.Interval:
 			a.replan(m.Config.Interval)
+		case old.Timeout != m.Config.Timeout:
+			a.rearm()
 		}
 		return
 	}
@@ -190,7 +184,7 @@ func (a *checkActor) handleUpdate(m *updateCheck) {
 	// A different probe: drop the one in flight and start afresh.
 	a.event(zerolog.InfoLevel).Str("config", m.Config.String()).
 		Msg("probe_changed")
-	a.cancelProbe()
+	a.dropProbe()
 	a.prober = nil // for the new target
 	a.replan(m.Config.Interval)
 }
@@ -198,7 +192,7 @@ func (a *checkActor) handleUpdate(m *updateCheck) {
 // replan moves the next probe onto the phase of a new interval, unless a
 // probe is in flight: handleDone then sees the new interval and replans.
 func (a *checkActor) replan(interval time.Duration) {
-	if a.probe != nil {
+	if a.probe != nil && !a.disarm() {
 		return
 	}
 	a.interval = interval
@@ -206,109 +200,70 @@ func (a *checkActor) replan(interval time.Duration) {
 	a.arm()
 }
 
-// arm sets the timer for a.planned plus jitter, replacing any earlier
-// one.
-func (a *checkActor) arm() {
-	a.due = a.planned.Add(jitterOffset(a.interval, a.env.jitter))
-	a.slotHeld = false
-	a.armAt(a.due)
-}
-
-// armAt sets the timer for at, replacing any earlier one.
-func (a *checkActor) armAt(at time.Time) {
-	a.stopTimer()
-	a.tickGen = a.rec.seq.Add(1)
-	tick := &probeTick{gen: a.tickGen}
-	self, root := a.self, a.root
-	a.timer = time.AfterFunc(time.Until(at), func() {
-		root.Send(self, tick)
-	})
-}
-
-func (a *checkActor) stopTimer() {
-	if a.timer != nil {
-		a.timer.Stop()
-		a.timer = nil
+// rearm arms the next probe again with the current config, unless it is
+// in flight already.
+func (a *checkActor) rearm() {
+	if a.probe != nil && a.disarm() {
+		a.arm()
 	}
 }
 
+// arm plans the next probe at a.planned plus jitter and schedules it on
+// the clock.
+func (a *checkActor) arm() {
+	p := &plannedProbe{
+		due:     a.planned.Add(jitterOffset(a.interval, a.env.jitter)),
+		base:    a.prober,
+		timeout: a.rec.timing().timeout,
+		self:    a.self,
+		root:    a.root,
+		env:     a.env,
+		rec:     a.rec,
+		entry:   a.tick,
+	}
+	p.done.plan = p
+	a.probe = p
+	a.env.clock.schedule(a.tick, p.due, p)
+}
+
+// disarm drops the armed probe and reports whether it did: false when
+// the probe is in flight already.
+func (a *checkActor) disarm() bool {
+	if !a.probe.disarm() {
+		return false
+	}
+	a.env.clock.cancel(a.tick)
+	a.probe = nil
+	return true
+}
+
+// handleTick starts a probe that has a fault queued, suffering an
+// injected panic here, in Receive, where the manager supervises it.
 func (a *checkActor) handleTick(m *probeTick) {
-	if m.gen != a.tickGen || a.probe != nil {
+	if m.plan != a.probe || !m.plan.armed() {
 		return
 	}
-	a.timer = nil
-	if !a.slotHeld {
-		now := time.Now()
-		if wait := a.env.limiter.reserve(now); wait > 0 {
-			a.slotHeld = true
-			a.armAt(now.Add(wait))
-			return
-		}
-	}
-	a.slotHeld = false
 	if f, _ := a.rec.takeFault(messages.FaultPanic); f != "" {
 		panic("injected fault: panic")
 	}
-	a.startProbe()
-}
-
-// startProbe runs the prober in a goroutine bounded by the timeout. The
-// goroutine reports back with a message; it never touches the actor.
-func (a *checkActor) startProbe() {
-	cfg := a.rec.config()
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
-	a.probeSeq = a.rec.seq.Add(1)
-	p := &inflight{cancel: cancel, done: make(chan struct{})}
-	a.probe = p
-
-	done := &probeDone{seq: a.probeSeq}
-	if a.prober == nil {
-		a.prober = a.buildProber(&cfg)
-	}
-	var prober Prober = a.prober
-	if f, ok := a.rec.takeFault(messages.FaultHang, messages.FaultError,
-		messages.FaultSlow, messages.FaultFlap); f != "" {
-		prober = faultyProber{next: prober, fault: f, flapOK: ok}
-	}
-	self, root := a.self, a.root
-	a.env.workers.run(func() {
-		defer close(p.done)
-		defer cancel()
-		done.result, done.panicked = runProbe(ctx, prober)
-		root.Send(self, done)
-	})
-}
-
-// runProbe runs one probe and times it. A panic in the prober is caught
-// and returned, because a panic in a goroutine the actor starts would take
-// the process down; the actor re-raises it where its supervisor sees it.
-func runProbe(ctx context.Context, p Prober) (res messages.ProbeResult, panicked any) {
-	start := time.Now()
-	defer func() {
-		if panicked = recover(); panicked != nil {
-			res = messages.ProbeResult{
-				Message: fmt.Sprintf("probe panicked: %v", panicked),
-			}
-		}
-		res.Start = start
-		res.Duration = time.Since(start)
-	}()
-	return p.Probe(ctx), nil
+	m.plan.start()
 }
 
 func (a *checkActor) handleDone(c actor.Context, m *probeDone) {
-	if a.probe == nil || m.seq != a.probeSeq {
+	if a.probe == nil || m.plan != a.probe {
 		return
 	}
 	a.probe = nil
+	if a.prober == nil {
+		a.prober = m.plan.base // built as the probe started
+	}
 	if m.panicked != nil {
 		panic(m.result.Message)
 	}
 
 	st, prev, changed := a.rec.record(m.result)
-	// Only this actor changes the config while it runs: one copy serves.
-	cfg := a.rec.config()
-	a.env.telemetry.probeDone(cfg.Checker, m.result, m.result.Start.Sub(a.due))
+	tm := a.rec.timing()
+	a.env.telemetry.probeDone(tm.checker, m.result, m.result.Start.Sub(m.plan.due))
 	a.event(zerolog.DebugLevel).Bool("success", m.result.Success).
 		Dur("duration", m.result.Duration).
 		Str("result", m.result.Message).Msg("probe_done")
@@ -321,8 +276,8 @@ func (a *checkActor) handleDone(c actor.Context, m *probeDone) {
 	}
 
 	now := time.Now()
-	if cfg.Interval != a.interval {
-		a.interval = cfg.Interval
+	if tm.interval != a.interval {
+		a.interval = tm.interval
 		a.planned = firstRun(a.rec.id, a.interval, now)
 	} else {
 		a.planned = nextRun(a.planned, a.interval, now)
@@ -330,26 +285,22 @@ func (a *checkActor) handleDone(c actor.Context, m *probeDone) {
 	a.arm()
 }
 
-// halt stops the timer and the probe in flight, waiting for the probe's
-// goroutine so that none outlives its actor.
+// halt drops the next probe, or cancels the one in flight.
 func (a *checkActor) halt() {
-	a.stopTimer()
-	a.cancelProbe()
+	a.dropProbe()
 }
 
-func (a *checkActor) cancelProbe() {
-	p := a.probe
-	if p == nil {
+// dropProbe drops the armed probe, or cancels the one in flight without
+// waiting for it: its worker ends it at once, as probers honour their
+// context, and drops its result. The manager's stop waits for the
+// workers.
+func (a *checkActor) dropProbe() {
+	if a.probe == nil {
 		return
 	}
+	a.env.clock.cancel(a.tick)
+	a.probe.drop()
 	a.probe = nil
-	p.cancel()
-	select {
-	case <-p.done:
-	case <-time.After(probeStopGrace):
-		a.event(zerolog.ErrorLevel).Dur("waited", probeStopGrace).
-			Msg("probe_ignores_cancel")
-	}
 }
 
 // failingProber stands in for a prober that could not be built, so the

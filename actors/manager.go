@@ -245,7 +245,7 @@ func (m *manager) Receive(c actor.Context) {
 		m.stopNotifyTimer()
 		m.stopSaving()
 	case *actor.Stopped:
-		m.stopWorkers()
+		m.stopEnv()
 	case *actor.Touch:
 	default:
 		m.unexpected.log(m.log, msg)
@@ -269,12 +269,13 @@ func (m *manager) handleStarted(c actor.Context) {
 	}
 	m.root = c.ActorSystem().Root
 	m.backoffs.start(c)
-	m.stopWorkers() // a restart's predecessor's
+	m.stopEnv() // a restart's predecessor's
 	m.env = &checkEnv{
 		notifier:  notifier,
 		newProber: m.cfg.NewProber,
 		telemetry: m.cfg.Telemetry,
 		limiter:   newStartLimiter(m.cfg.ProbeRate),
+		clock:     newProbeClock(clockResolution),
 		workers:   newProbeWorkers(workerIdle),
 		jitter:    min(max(m.cfg.Jitter, 0), 1),
 		logger:    m.cfg.Logger,
@@ -440,12 +441,19 @@ func (m *manager) spawn(c actor.Context, rec *checkRecord) {
 	}
 }
 
-// stopWorkers stops the probe workers of the checks, once they have
-// stopped: each waits for its probe, so the workers are idle, or
-// finishing a probe that ignores its cancellation.
-func (m *manager) stopWorkers() {
-	if m.env != nil {
-		m.env.workers.stop()
+// stopEnv stops the clock and the probe workers of the checks, once the
+// checks have stopped, and waits a bounded time for the workers: each
+// check cancelled its probe, so they are idle, or finishing a probe that
+// ignores its cancellation (logged by its worker).
+func (m *manager) stopEnv() {
+	if m.env == nil {
+		return
+	}
+	m.env.clock.stop()
+	m.env.workers.stop()
+	if !m.env.workers.waitFor(workersStopWait) {
+		m.log.Warn().Dur("waited", workersStopWait).
+			Msg("probe_workers_still_busy")
 	}
 }
 
@@ -579,8 +587,9 @@ func (m *manager) handleNotifyTick(c actor.Context) {
 			m.cfg.NotifyInterval)
 	}
 	now := time.Now()
-	var batch []messages.CheckStatus
-	for _, id := range m.round.take() {
+	ids := m.round.take()
+	batch := make([]messages.CheckStatus, 0, len(ids))
+	for _, id := range ids {
 		rec, ok := m.records[id]
 		if !ok {
 			continue // removed during the round

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -351,5 +352,59 @@ func TestMaxChecksRejectsEachConfig(t *testing.T) {
 	}
 	if got := len(h.statuses(t)); got != 3 {
 		t.Errorf("%d checks run, want 3", got)
+	}
+}
+
+// A prober whose builder panics fails its check with the reason, and
+// the process lives on: the probe starts on the manager's clock, where a
+// panic would end it.
+func TestCheckSurvivesPanickingProberBuilder(t *testing.T) {
+	h := newManagerHarness(t, func(c *ManagerConfig) {
+		c.NewProber = func(*messages.Config) (Prober, error) {
+			panic("no prober today")
+		}
+	})
+	h.update(tcpConfig(1, 10*time.Millisecond))
+
+	h.waitStates(t, messages.StateUnhealthy, 1)
+	want := "building the prober panicked: no prober today"
+	if got := h.statuses(t)[1].Message; got != want {
+		t.Errorf("message = %q, want %q", got, want)
+	}
+}
+
+// Removing a check whose probe ignores its cancellation does not hold up
+// the manager: the check drops the probe and stops at once, and the
+// manager answers the next request while the probe still runs.
+func TestRemovingCheckDoesNotWaitForItsProbe(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	h := newManagerHarness(t, func(c *ManagerConfig) {
+		c.NewProber = func(*messages.Config) (Prober, error) {
+			return proberFunc(func(context.Context) messages.ProbeResult {
+				select {
+				case started <- struct{}{}:
+				default:
+				}
+				<-release // ignores its context
+				return messages.ProbeResult{Success: true}
+			}), nil
+		}
+	})
+	t.Cleanup(func() { close(release) })
+	h.update(tcpConfig(1, 10*time.Millisecond))
+	<-started
+
+	h.update()
+	t0 := time.Now()
+	if n := len(h.statuses(t)); n != 0 {
+		t.Fatalf("%d checks after removing the only one", n)
+	}
+	waitFor(t, "the check's actor to stop", func() bool { return !h.checkAlive(1) })
+	// Not a speed measure: checks once waited up to 5s for such a probe,
+	// and now that a check runs on its sender's goroutine, the manager's,
+	// that wait would hold the manager.
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Errorf("the check took %v to stop behind its probe", d)
 	}
 }

@@ -210,26 +210,48 @@ func (n *notifier) forwardPeriodic(c actor.Context, statuses []messages.CheckSta
 	for id := range n.index {
 		n.changed[id] = changed[id]
 	}
-	var out []messages.CheckStatus
+	out := statuses
+	if n.overtaken(changed, statuses) {
+		out = make([]messages.CheckStatus, 0, len(statuses))
+		for _, cs := range statuses {
+			if at, ok := changed[cs.ID]; ok && cs.Status.LastCheck.UnixNano() < at {
+				n.stats.Coalesced.Add(1)
+				continue
+			}
+			if i, ok := n.index[cs.ID]; ok {
+				n.batch[i] = cs
+				n.stats.Coalesced.Add(1)
+				continue
+			}
+			out = append(out, cs)
+		}
+	}
+	// Slices of out, capped so that no receiver can append into the next.
+	for len(out) > 0 {
+		k := min(len(out), n.cfg.BatchSize)
+		n.send(c, &messages.NotificationBatch{Notifications: out[:k:k],
+			Periodic: true})
+		out = out[k:]
+	}
+}
+
+// overtaken reports whether a change seen already, or waiting in the
+// batch, concerns any of statuses: when none does, as is usual, the
+// periodic status goes on as it came, without a copy.
+func (n *notifier) overtaken(changed map[uint64]int64,
+	statuses []messages.CheckStatus) bool {
+	if len(changed) == 0 && len(n.index) == 0 {
+		return false
+	}
 	for _, cs := range statuses {
-		if at, ok := changed[cs.ID]; ok && cs.Status.LastCheck.UnixNano() < at {
-			n.stats.Coalesced.Add(1)
-			continue
+		if _, ok := changed[cs.ID]; ok {
+			return true
 		}
-		if i, ok := n.index[cs.ID]; ok {
-			n.batch[i] = cs
-			n.stats.Coalesced.Add(1)
-			continue
-		}
-		out = append(out, cs)
-		if len(out) == n.cfg.BatchSize {
-			n.send(c, &messages.NotificationBatch{Notifications: out, Periodic: true})
-			out = nil
+		if _, ok := n.index[cs.ID]; ok {
+			return true
 		}
 	}
-	if len(out) > 0 {
-		n.send(c, &messages.NotificationBatch{Notifications: out, Periodic: true})
-	}
+	return false
 }
 
 // send hands batch to the sink.

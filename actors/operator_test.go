@@ -129,7 +129,7 @@ func TestOperatorHandler(t *testing.T) {
 		{name: "hc_probes_total", want: 1, atLeast: true,
 			labels: []string{"checker", "tcp", "result", "failure"}},
 		{name: "hc_actor_messages_total", want: 1, atLeast: true,
-			labels: []string{"kind", "check", "message", "actors.probeTick"}},
+			labels: []string{"kind", "check", "message", "actors.probeDone"}},
 		{name: "hc_actor_mailbox_depth", labels: []string{"kind", "check"},
 			atLeast: true},
 		{name: "hc_actor_receive_duration_seconds", want: 1, atLeast: true,

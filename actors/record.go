@@ -27,9 +27,11 @@ type checkRecord struct {
 	// crashes counts crashes since the last completed probe.
 	crashes int
 	// faults holds the injected faults not yet suffered, by kind;
-	// flapOK is the result the next flap gives.
+	// flapOK is the result the next flap gives. faulty is set while any
+	// is queued, so that a probe's check for faults takes no lock.
 	faults map[messages.Fault]int
 	flapOK bool
+	faulty atomic.Bool
 	// hiddenUntil keeps a state restored from the state file out of the
 	// periodic full status until then; a finished probe clears it.
 	hiddenUntil time.Time
@@ -44,6 +46,29 @@ func (r *checkRecord) config() messages.Config {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.cfg
+}
+
+// newProber builds a prober for the record's config with build, which
+// must not keep the config it is given: it is the record's own, lent
+// under the record's lock rather than copied.
+func (r *checkRecord) newProber(build func(*messages.Config) (Prober, error)) (Prober, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return build(&r.cfg)
+}
+
+// timing is what a check needs of its config for every probe.
+type timing struct {
+	interval, timeout time.Duration
+	checker           messages.CheckerType
+}
+
+// timing returns the config's timing, without copying the whole config.
+func (r *checkRecord) timing() timing {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return timing{interval: r.cfg.Interval, timeout: r.cfg.Timeout,
+		checker: r.cfg.Checker}
 }
 
 // cfgEqual reports whether the record's config equals cfg.
@@ -139,7 +164,17 @@ func (r *checkRecord) addFault(f messages.Fault, count int) int {
 	}
 	before := r.faults[f]
 	r.faults[f] = min(before+count, messages.MaxFaultCount)
+	r.faulty.Store(r.faultsQueuedLocked())
 	return r.faults[f] - before
+}
+
+func (r *checkRecord) faultsQueuedLocked() bool {
+	for _, n := range r.faults {
+		if n > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // clearFaults drops every fault not yet suffered.
@@ -147,14 +182,19 @@ func (r *checkRecord) clearFaults() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(r.faults)
+	r.faulty.Store(false)
 }
 
 // takeFault uses up one queued fault of the given kinds, the first kind
 // first, and returns it, or "" when none is queued. For a flap, ok is
 // the result it gives.
 func (r *checkRecord) takeFault(kinds ...messages.Fault) (f messages.Fault, ok bool) {
+	if !r.faulty.Load() {
+		return "", false
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer func() { r.faulty.Store(r.faultsQueuedLocked()) }()
 	for _, k := range kinds {
 		if r.faults[k] > 0 {
 			r.faults[k]--

@@ -150,6 +150,8 @@ func (p *inproc) run() (designResult, error) {
 		res.AllRan.Round(time.Millisecond), s.Steady)
 	lag0 := gatherLag(p.tel.Registry())
 	res.Steady = steadyWindow(s, p.rec, "supervisor", selfSample)
+	// Against the profile above, this one shows what the window allocated.
+	writeHeapProfile(s, "supervisor-end")
 	res.TelemetryLag = gatherLag(p.tel.Registry()).sub(lag0).summary()
 
 	progress("supervisor: failing %d backends", s.Victims)
