@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 	"sync/atomic"
@@ -27,8 +26,8 @@ const (
 const maxPerCall = 5000
 
 // maxRefreshPerCall bounds the refreshes (statuses that change nothing) of
-// one call: a state change that arrives while a call is in flight waits
-// for it, and a call of 5,000 statuses takes milliseconds.
+// one call, so that a backlog of them goes in many short calls rather
+// than one long one; a change never waits for them (see send).
 const maxRefreshPerCall = 500
 
 // statusTimeout bounds the request for every check's status that follows
@@ -109,8 +108,9 @@ func (cfg *EdgeConfig) applyDefaults() {
 // them to the manager as *messages.UpdateConfigs requests; the manager's
 // *messages.ConfigsApplied answer sets EdgeStats.LastApplied. It accepts
 // *messages.NotificationBatch and tells the Engine with HealthState
-// calls, one at a time; statuses that wait coalesce to the newest per
-// check, so a long Engine outage loses nothing but superseded states. It
+// calls, one at a time, or two while the first carries refreshes (see
+// send); statuses that wait coalesce to the newest per check, so a long
+// Engine outage loses nothing but superseded states. It
 // asks the manager for *messages.RequestStatus after the Engine recovers.
 func NewEdge(cfg EdgeConfig) func(manager *actor.PID) *actor.Props {
 	cfg.applyDefaults()
@@ -141,10 +141,11 @@ type edge struct {
 
 	pending *statusQueue
 	// guard filters the status asked for after an outage.
-	guard     snapshotGuard
-	sending   *call
-	inFlight  []messages.CheckStatus
-	sendTimer *timer
+	guard snapshotGuard
+	// main and rush are the HealthState calls in flight, or nil; see
+	// send.
+	main, rush *healthCall
+	sendTimer  *timer
 	// failures counts consecutive failed HealthState calls.
 	failures int
 	// skipped holds the IDs of the last fetch's checks that cannot run.
@@ -352,97 +353,6 @@ func (e *edge) handleApplied(m *messages.ConfigsApplied) {
 	}
 }
 
-// send starts a HealthState call with the oldest pending statuses, unless
-// one is in flight or a retry is waiting.
-func (e *edge) send() {
-	if e.sending != nil || e.sendTimer != nil || e.pending.len() == 0 {
-		return
-	}
-	e.inFlight = e.pending.take(maxPerCall, maxRefreshPerCall)
-	batch := e.inFlight
-	engine := e.cfg.Engine
-	e.sending = e.run(func(ctx context.Context, cl *call) any {
-		return &sent{call: cl, err: engine.HealthState(ctx, batch)}
-	})
-}
-
-func (e *edge) handleSendDue(m *sendDue) {
-	if m.timer != e.sendTimer {
-		e.log.Debug().Msg("stale_send_timer_dropped")
-		return
-	}
-	e.sendTimer = nil
-	e.send()
-}
-
-func (e *edge) handleSent(c actor.Context, m *sent) {
-	if m.call != e.sending {
-		e.log.Debug().Err(m.err).Msg("stale_health_state_dropped")
-		return
-	}
-	e.sending = nil
-	e.cfg.Stats.HealthStates.Add(1)
-	if m.err != nil {
-		e.handleSendFailed(m.err)
-		return
-	}
-	e.inFlight = nil
-	if e.failures >= e.cfg.MaxFailures {
-		e.log.Warn().Int("failed_calls", e.failures).Msg("engine_recovered")
-		e.resendAll(c)
-	}
-	e.failures = 0
-	e.cfg.Stats.Unreachable.Store(false)
-	e.cfg.Stats.Pending.Store(int64(e.pending.len()))
-	e.send()
-}
-
-// handleSendFailed puts the failed batch back behind newer statuses and
-// retries it later: after RetryDelay at first, then with exponential
-// backoff once MaxFailures calls in a row have failed.
-func (e *edge) handleSendFailed(err error) {
-	e.cfg.Stats.HealthStateErr.Add(1)
-	e.pending.putBack(e.inFlight)
-	e.inFlight = nil
-	e.failures++
-	delay := e.retryDelay()
-	switch {
-	case e.failures == e.cfg.MaxFailures:
-		e.cfg.Stats.Unreachable.Store(true)
-		e.log.Error().Err(err).Int("failed_calls", e.failures).
-			Int("pending", e.pending.len()).Dur("retry_in", delay).
-			Msg("engine_unreachable_keeping_newest_states")
-		if e.cfg.OnMaxFailures != nil {
-			e.cfg.OnMaxFailures(fmt.Errorf("%d HealthState calls failed: %w",
-				e.failures, err))
-		}
-	case e.failures > e.cfg.MaxFailures:
-		e.log.Error().Err(err).Int("failed_calls", e.failures).
-			Int("pending", e.pending.len()).Dur("retry_in", delay).
-			Msg("engine_still_unreachable")
-	default:
-		e.log.Warn().Err(err).Int("failed_calls", e.failures).
-			Dur("retry_in", delay).Msg("health_state_failed")
-	}
-	e.cfg.Stats.Pending.Store(int64(e.pending.len()))
-	e.armSend(delay)
-}
-
-func (e *edge) retryDelay() time.Duration {
-	over := e.failures - e.cfg.MaxFailures
-	if over < 0 {
-		return e.cfg.RetryDelay
-	}
-	delay := e.cfg.RetryDelay
-	for range min(over+1, 30) {
-		delay *= 2
-		if delay >= e.cfg.MaxBackoff {
-			return e.cfg.MaxBackoff
-		}
-	}
-	return delay
-}
-
 // resendAll asks the manager for every check's status and queues it, so
 // the Engine ends with the truth after an outage however it began.
 func (e *edge) resendAll(c actor.Context) {
@@ -468,15 +378,19 @@ func (e *edge) halt() {
 	e.fetchTimer.stop()
 	e.sendTimer.stop()
 	e.fetchTimer, e.sendTimer = nil, nil
-	for _, cl := range []*call{e.fetching, e.sending} {
-		if cl != nil {
-			cl.cancel()
-			<-cl.done
+	if e.fetching != nil {
+		e.fetching.cancel()
+		<-e.fetching.done
+		e.fetching = nil
+	}
+	for _, hc := range []*healthCall{e.main, e.rush} {
+		if hc != nil {
+			hc.cancel()
+			<-hc.done
+			e.pending.putBack(hc.batch)
 		}
 	}
-	e.fetching, e.sending = nil, nil
-	e.pending.putBack(e.inFlight)
-	e.inFlight = nil
+	e.main, e.rush = nil, nil
 }
 
 // flushOnStop makes one last bounded attempt to tell the Engine what is
@@ -485,7 +399,7 @@ func (e *edge) flushOnStop() {
 	if e.pending.len() == 0 {
 		return
 	}
-	batch := e.pending.take(e.pending.len(), e.pending.len())
+	batch, _ := e.pending.take(e.pending.len(), e.pending.len(), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.RetryDelay)
 	defer cancel()
 	if err := e.cfg.Engine.HealthState(ctx, batch); err != nil {

@@ -340,7 +340,7 @@ func TestEdgeConfirmsAppliedConfigs(t *testing.T) {
 func TestStatusQueue(t *testing.T) {
 	q := newStatusQueue()
 	q.add([]messages.CheckStatus{healthy(1, "a"), healthy(2, "a"), healthy(1, "b")})
-	taken := q.take(1, 1)
+	taken := batchOf(q.take(1, 1, nil))
 	if len(taken) != 1 || taken[0].ID != 1 || taken[0].Status.Message != "b" {
 		t.Fatalf("take = %v, want check 1 with its newest status", taken)
 	}
@@ -349,7 +349,7 @@ func TestStatusQueue(t *testing.T) {
 	q.addOlder([]messages.CheckStatus{healthy(2, "old"), healthy(3, "old")})
 
 	var got []string
-	for _, cs := range q.take(10, 10) {
+	for _, cs := range batchOf(q.take(10, 10, nil)) {
 		got = append(got, cs.Status.Message)
 	}
 	// Check 1's newer "c" survives the put-back of "b"; 2 keeps "a".
@@ -385,11 +385,11 @@ func TestStatusQueueChangesFirst(t *testing.T) {
 		}
 		return out
 	}
-	if got, want := messagesOf(q.take(3, 3)), []string{"c3", "r5", "r1"}; !slices.Equal(got, want) {
+	if got, want := messagesOf(batchOf(q.take(3, 3, nil))), []string{"c3", "r5", "r1"}; !slices.Equal(got, want) {
 		t.Errorf("first take = %v, want %v", got, want)
 	}
 	q.add([]messages.CheckStatus{healthy(4, "c4")})
-	if got, want := messagesOf(q.take(10, 10)), []string{"c4", "r2", "o6"}; !slices.Equal(got, want) {
+	if got, want := messagesOf(batchOf(q.take(10, 10, nil))), []string{"c4", "r2", "o6"}; !slices.Equal(got, want) {
 		t.Errorf("second take = %v, want %v", got, want)
 	}
 	if q.len() != 0 {
@@ -399,7 +399,7 @@ func TestStatusQueueChangesFirst(t *testing.T) {
 	// Refreshes fill a batch only up to their own bound.
 	q.addRefresh([]messages.CheckStatus{healthy(7, "r7"), healthy(8, "r8")})
 	q.add([]messages.CheckStatus{healthy(9, "c9"), healthy(10, "c10")})
-	if got, want := messagesOf(q.take(10, 3)), []string{"c9", "c10", "r7"}; !slices.Equal(got, want) {
+	if got, want := messagesOf(batchOf(q.take(10, 3, nil))), []string{"c9", "c10", "r7"}; !slices.Equal(got, want) {
 		t.Errorf("bounded take = %v, want %v", got, want)
 	}
 }
@@ -450,4 +450,9 @@ func TestSnapshotGuard(t *testing.T) {
 	if g.pending != 0 || g.seen != nil {
 		t.Errorf("after cancel: %d pending, %d seen; want none", g.pending, len(g.seen))
 	}
+}
+
+// batchOf returns the statuses statusQueue.take returns.
+func batchOf(batch []messages.CheckStatus, _ int) []messages.CheckStatus {
+	return batch
 }

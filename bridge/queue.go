@@ -75,29 +75,44 @@ func (q *statusQueue) putBack(batch []messages.CheckStatus) {
 
 // take removes and returns up to n statuses: changes first, then
 // refreshes while the batch holds fewer than refreshN; each lane oldest
-// first.
-func (q *statusQueue) take(n, refreshN int) []messages.CheckStatus {
-	out := make([]messages.CheckStatus, 0, min(n, q.len()))
-	q.changes = q.takeLane(q.changes, true, n, &out)
-	q.refreshes = q.takeLane(q.refreshes, false, min(n, refreshN), &out)
-	return out
+// first. It also returns how many of them are refreshes. A check that
+// busy reports true for (busy may be nil) is left queued, in its place.
+func (q *statusQueue) take(n, refreshN int, busy func(uint64) bool) (
+	out []messages.CheckStatus, refreshes int) {
+	out = make([]messages.CheckStatus, 0, min(n, q.len()))
+	q.changes = q.takeLane(q.changes, true, n, busy, &out)
+	changes := len(out)
+	q.refreshes = q.takeLane(q.refreshes, false, min(n, refreshN), busy, &out)
+	return out, len(out) - changes
 }
 
 // takeLane moves the lane's statuses to out until out holds n, and
 // returns what remains of the lane's order.
 func (q *statusQueue) takeLane(order []uint64, change bool, n int,
-	out *[]messages.CheckStatus) []uint64 {
+	busy func(uint64) bool, out *[]messages.CheckStatus) []uint64 {
 
+	kept := order[:0] // the busy checks met, in order
 	i := 0
 	for ; i < len(order) && len(*out) < n; i++ {
-		e, ok := q.byID[order[i]]
+		id := order[i]
+		e, ok := q.byID[id]
 		if !ok || e.change != change {
 			continue // taken already, or moved to the other lane
 		}
+		if busy != nil && busy(id) {
+			kept = append(kept, id)
+			continue
+		}
 		*out = append(*out, e.status)
-		delete(q.byID, order[i])
+		delete(q.byID, id)
 	}
-	if i == len(order) {
+	switch {
+	case len(kept) > 0:
+		// Move the kept IDs up to what remains, in place.
+		start := i - len(kept)
+		copy(order[start:i], kept)
+		return order[start:]
+	case i == len(order):
 		return order[:0]
 	}
 	return order[i:]
