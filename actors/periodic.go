@@ -5,12 +5,15 @@ import "time"
 // The periodic full status is sent in slices spread over the notify
 // interval, so that a large set of checks does not leave at once: at
 // 100,000 checks one burst every 15s held a core for long enough that
-// probes started up to a second late (README, Performance).
+// probes started up to a second late (README, Performance). Slices of
+// 500 keep what a state change can meet ahead of it small, too: in the
+// split deployment it waits behind the slice's JSON lines, to be encoded
+// and decoded in turn, and a slice of 2,000 took over 10ms.
 const (
 	// periodicSliceChecks is the most statuses one slice aims to hold.
-	periodicSliceChecks = 2000
+	periodicSliceChecks = 500
 	// periodicMinGap is the shortest wait between two slices.
-	periodicMinGap = 100 * time.Millisecond
+	periodicMinGap = 50 * time.Millisecond
 )
 
 // periodicRound is one round of the periodic full status: the IDs of the

@@ -22,9 +22,9 @@ func TestPeriodicRound(t *testing.T) {
 		{name: "one more than a slice", checks: periodicSliceChecks + 1,
 			interval: 15 * time.Second, wantSlices: 2},
 		{name: "100,000 checks", checks: 100_000,
-			interval: 15 * time.Second, wantSlices: 50},
+			interval: 15 * time.Second, wantSlices: 200},
 		{name: "short interval bounds the slices", checks: 100_000,
-			interval: time.Second, wantSlices: 10},
+			interval: time.Second, wantSlices: 20},
 		{name: "interval below the gap", checks: 100_000,
 			interval: 10 * time.Millisecond, wantSlices: 1},
 	}

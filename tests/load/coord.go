@@ -9,15 +9,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/lbhealth/hcsupervisor/actors/probe"
-	"github.com/lbhealth/hcsupervisor/bridge"
 	"github.com/lbhealth/hcsupervisor/bridge/enginesim"
-	"github.com/lbhealth/hcsupervisor/messages"
 )
 
 // maxReceipts bounds the unhealthy notifications kept per check.
@@ -34,15 +31,14 @@ type coord struct {
 	backends *exec.Cmd
 	stdin    io.WriteCloser
 	sim      *enginesim.Server
-
-	mu sync.Mutex
-	// unhealthy holds when the Engine received each unhealthy
-	// notification, by check ID, in Unix nanoseconds.
-	unhealthy map[uint64][]int64
+	// heard is when the Engine heard of each unhealthy check.
+	heard *receipts
+	// split is the split deployment's Engine, or nil.
+	split *splitEngine
 }
 
 func run(opts options) (*report, error) {
-	c := &coord{opts: opts, unhealthy: make(map[uint64][]int64)}
+	c := &coord{opts: opts, heard: newReceipts()}
 	var err error
 	if c.exe, err = os.Executable(); err != nil {
 		return nil, err
@@ -68,6 +64,12 @@ func run(opts options) (*report, error) {
 		return nil, err
 	}
 	defer c.sim.Close()
+	if c.spec.Proxy != "" {
+		if c.split, err = startSplitEngine(&c.spec); err != nil {
+			return nil, err
+		}
+		defer c.split.sim.Close()
+	}
 	rep.Listeners = fmt.Sprintf("%d TCP on %d addresses, %d HTTP",
 		len(c.spec.TCP), (len(c.spec.TCP)+opts.ports-1)/opts.ports, len(c.spec.HTTP))
 	rep.Victims = c.spec.victimCount()
@@ -123,6 +125,9 @@ func (c *coord) runDesign(d string, rep *report) error {
 		}
 		rep.Supervisor = &dr
 		rep.Notify = c.notifyLatency(dr.Latency)
+		if c.split != nil {
+			rep.NotifySplit = c.pipelineLatency(c.split.receipts, dr.SplitLatency)
+		}
 	}
 	if err := c.restoreVictims(); err != nil {
 		return err
@@ -196,6 +201,9 @@ func (c *coord) childSpec(br backendsResult, control string) spec {
 		HTTP:           br.HTTP,
 		Control:        control,
 		Engine:         filepath.Join(c.dir, "engine.sock"),
+		Proxy:          o.proxy,
+		SplitEngine:    filepath.Join(c.dir, "split-engine.sock"),
+		ProxySocket:    filepath.Join(c.dir, "server.sock"),
 		BatchDelay:     o.batchDelay,
 		NotifyInterval: o.notify,
 		Profile:        o.profile,
@@ -244,35 +252,10 @@ func (c *coord) startEngine() error {
 	c.sim = enginesim.New(enginesim.Config{
 		IDBase:   1 << 48,
 		History:  -1,
-		OnNotify: c.onNotify,
+		OnNotify: c.heard.onNotify,
 		Logger:   zerolog.Nop(),
 	})
 	return c.sim.Listen(c.spec.Engine)
-}
-
-func (c *coord) onNotify(n bridge.Notification) {
-	if n.Status.State != int(messages.StateUnhealthy) {
-		return
-	}
-	now := time.Now().UnixNano()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if r := c.unhealthy[n.Id]; len(r) < maxReceipts {
-		c.unhealthy[n.Id] = append(r, now)
-	}
-}
-
-// receipt returns when the Engine first heard that check id was unhealthy
-// at or after t, in Unix nanoseconds, or 0.
-func (c *coord) receipt(id uint64, t int64) int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, at := range c.unhealthy[id] {
-		if at >= t {
-			return at
-		}
-	}
-	return 0
 }
 
 // notifyResult is the latency from a backend's failure to the Engine.
@@ -299,7 +282,7 @@ func (c *coord) notifyLatency(lp *latencyProbes) *notifyResult {
 			if !c.spec.isVictim(i) {
 				continue
 			}
-			if at := c.receipt(checkID(i), lp.FailAt); at != 0 {
+			if at := c.heard.first(checkID(i), lp.FailAt); at != 0 {
 				nr.Received++
 				total.add(time.Duration(at - lp.FailAt))
 			}
@@ -309,7 +292,7 @@ func (c *coord) notifyLatency(lp *latencyProbes) *notifyResult {
 	}
 	nr.Seen = len(lp.Victims)
 	for id, end := range lp.Victims {
-		at := c.receipt(id, end)
+		at := c.heard.first(id, end)
 		if at == 0 {
 			continue
 		}
@@ -318,6 +301,25 @@ func (c *coord) notifyLatency(lp *latencyProbes) *notifyResult {
 		total.add(time.Duration(at - lp.FailAt))
 	}
 	nr.Pipeline, nr.Total = pipe.summary(), total.summary()
+	return nr
+}
+
+// pipelineLatency is notifyLatency's pipeline for the Engine whose
+// receipts heard holds, from the same failed probes; nil when the run
+// measured none.
+func (c *coord) pipelineLatency(heard *receipts, lp *latencyProbes) *notifyResult {
+	if lp == nil || lp.Victims == nil {
+		return nil
+	}
+	nr := &notifyResult{Victims: lp.Want, Seen: len(lp.Victims)}
+	var pipe hist
+	for id, end := range lp.Victims {
+		if at := heard.first(id, end); at != 0 {
+			nr.Received++
+			pipe.add(time.Duration(at - end))
+		}
+	}
+	nr.Pipeline = pipe.summary()
 	return nr
 }
 

@@ -26,9 +26,12 @@ type designResult struct {
 	Steady steadyResult
 
 	// Supervisor only.
-	TelemetryLag *bucketLag      `json:",omitempty"`
-	Apply        *applyResult    `json:",omitempty"`
-	Latency      *latencyProbes  `json:",omitempty"`
+	TelemetryLag *bucketLag     `json:",omitempty"`
+	Apply        *applyResult   `json:",omitempty"`
+	Latency      *latencyProbes `json:",omitempty"`
+	// SplitLatency is the latency phase again, through the split
+	// deployment's proxy; nil when it was not measured.
+	SplitLatency *latencyProbes  `json:",omitempty"`
 	Server       *processDetails `json:",omitempty"`
 }
 

@@ -26,6 +26,8 @@ type inproc struct {
 	rec *recorder
 	svc *actors.Service
 	tel *actors.Telemetry
+	// proxy counts the JSON-lines socket's clients, when it serves one.
+	proxy *actors.ProxyStats
 	// cfgs is the configured set; changed the set after the 10% change.
 	cfgs, changed []messages.Config
 }
@@ -76,9 +78,20 @@ func (p *inproc) start() error {
 		Stats:         stats,
 		Logger:        logger,
 	})
+	edges := []actors.Edge{{Name: "bridge", Props: edge}}
+	if p.s.Proxy != "" {
+		p.proxy = &actors.ProxyStats{}
+		socket, err := actors.ListenProxy(actors.ProxyConfig{
+			Path: p.s.ProxySocket, Stats: p.proxy, Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+		edges = append(edges, socket)
+	}
 	svc, err := actors.Start(actors.ServiceConfig{
 		Manager:   mcfg,
-		Edges:     []actors.Edge{{Name: "bridge", Props: edge}},
+		Edges:     edges,
 		Logger:    logger,
 		Telemetry: p.tel,
 	})
@@ -156,6 +169,10 @@ func (p *inproc) run() (designResult, error) {
 
 	progress("supervisor: failing %d backends", s.Victims)
 	res.Latency = p.latency()
+	if p.s.Proxy != "" {
+		progress("supervisor: failing them again, with the split deployment's proxy")
+		res.SplitLatency = p.splitLatency()
+	}
 	progress("supervisor: changing 10%% of the configs, then removing all")
 	if err := p.change(res.Apply); err != nil {
 		return res, err
@@ -195,13 +212,9 @@ func (p *inproc) latency() *latencyProbes {
 	if want == 0 {
 		return nil
 	}
-	var victims []int
-	for l := len(s.TCP) - s.Victims; l < len(s.TCP); l++ {
-		victims = append(victims, l)
-	}
 	failAt := time.Now()
-	p.rec.failAt.Store(failAt.UnixNano())
-	if err := controlBackends(s.Control, "fail", victims); err != nil {
+	p.rec.rearmVictims(failAt)
+	if err := controlBackends(s.Control, "fail", victimListeners(s)); err != nil {
 		fmt.Fprintf(os.Stderr, "hcload: %v\n", err)
 		return nil
 	}
@@ -209,6 +222,67 @@ func (p *inproc) latency() *latencyProbes {
 	time.Sleep(2*s.BatchDelay + 500*time.Millisecond)
 	return &latencyProbes{FailAt: failAt.UnixNano(), Want: want,
 		Victims: p.rec.victims()}
+}
+
+// splitLatency measures the latency phase again with the split
+// deployment's proxy running (see split.go): it restores the victims'
+// backends, waits until their checks are healthy again, starts the
+// proxy and fails the backends anew. It is a phase of its own so that
+// neither measure carries the other's load.
+func (p *inproc) splitLatency() *latencyProbes {
+	s := p.s
+	if s.Proxy == "" || s.victimCount() == 0 {
+		return nil
+	}
+	if err := controlBackends(s.Control, "restore", victimListeners(s)); err != nil {
+		fmt.Fprintf(os.Stderr, "hcload: %v\n", err)
+		return nil
+	}
+	if err := p.waitVictimsHealthy(time.Now().Add(2*s.Interval + s.Timeout)); err != nil {
+		fmt.Fprintf(os.Stderr, "hcload: %v\n", err)
+		return nil
+	}
+	split, err := startSplitProxy(s, p.tel, p.proxy)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hcload: %v\n", err)
+		return nil
+	}
+	defer split.stop()
+	return p.latency()
+}
+
+// victimListeners returns the indexes of the TCP listeners the latency
+// phase fails: the last s.Victims.
+func victimListeners(s *spec) []int {
+	var out []int
+	for l := len(s.TCP) - s.Victims; l < len(s.TCP); l++ {
+		out = append(out, l)
+	}
+	return out
+}
+
+// waitVictimsHealthy waits until every victim check is healthy, or
+// deadline.
+func (p *inproc) waitVictimsHealthy(deadline time.Time) error {
+	for {
+		sr, err := p.status()
+		if err != nil {
+			return err
+		}
+		down := 0
+		for _, cs := range sr.Statuses {
+			if p.s.isVictim(int(cs.ID-1)) && cs.Status.State != messages.StateHealthy {
+				down++
+			}
+		}
+		if down == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d victim checks still down after their backends came back", down)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // change gives every tenth check a new target and times until every

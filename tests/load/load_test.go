@@ -1,10 +1,17 @@
 package main
 
 import (
+	"context"
+	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lbhealth/hcsupervisor/bridge"
+	"github.com/lbhealth/hcsupervisor/messages"
 )
 
 // TestMain lets the test binary stand in for the harness's children: the
@@ -29,6 +36,7 @@ func TestQuick(t *testing.T) {
 	opts.interval = time.Second
 	opts.duration = time.Second
 	opts.floorWindow = 500 * time.Millisecond
+	opts.proxy = buildProxy(t)
 	if err := opts.validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -58,5 +66,61 @@ func TestQuick(t *testing.T) {
 	}
 	if n := rep.Notify; n == nil || n.Received == 0 {
 		t.Errorf("the Engine heard of no failed backend: %+v", n)
+	}
+	if n := rep.NotifySplit; n == nil || n.Received == 0 {
+		t.Errorf("the split deployment's Engine heard of no failed backend: %+v", n)
+	}
+}
+
+// buildProxy builds bin/healthcheck-proxy into a directory of the test's.
+func buildProxy(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "healthcheck-proxy")
+	cmd := exec.Command("go", "build", "-o", bin,
+		"github.com/lbhealth/hcsupervisor/cmd/healthcheck-proxy")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building healthcheck-proxy: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// The split deployment's Engine serves the run's checks as the configs
+// the supervisor is given: else the proxy's update, sent as it connects,
+// would change every check in the middle of the latency phase.
+func TestSplitEngineServesTheRunsConfigs(t *testing.T) {
+	s := &spec{N: 250, Interval: 10 * time.Second, Timeout: 5 * time.Second,
+		HTTPEvery: 100, SplitEngine: filepath.Join(t.TempDir(), "engine.sock")}
+	for i := range 8 {
+		s.TCP = append(s.TCP, netip.AddrPortFrom(backendBase.Next(), uint16(2000+i)))
+	}
+	s.HTTP = []netip.AddrPort{netip.AddrPortFrom(backendBase, 8080)}
+	se, err := startSplitEngine(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer se.sim.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	checks, err := bridge.NewEngineClient(s.SplitEngine, 5*time.Second).Healthchecks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, rejected := bridge.ToConfigs(checks)
+	if len(rejected) > 0 {
+		t.Fatalf("the bridge rejected %d of the Engine's checks: %v", len(rejected), rejected)
+	}
+	want := s.configs()
+	if len(got) != len(want) {
+		t.Fatalf("the Engine served %d checks, want %d", len(got), len(want))
+	}
+	byID := make(map[uint64]messages.Config, len(got))
+	for _, c := range got {
+		byID[c.ID] = c
+	}
+	for _, w := range want {
+		if g, ok := byID[w.ID]; !ok || !g.Equal(&w) {
+			t.Errorf("check %d: the Engine serves %v, want %v", w.ID, g.String(), w.String())
+		}
 	}
 }

@@ -46,6 +46,7 @@ type options struct {
 	batchDelay   time.Duration
 	notify       time.Duration
 	server       string
+	proxy        string
 	profile      string
 	floorWorkers int
 }
@@ -64,6 +65,7 @@ func defaultOptions() options {
 		batchDelay:   100 * time.Millisecond,
 		notify:       15 * time.Second,
 		server:       "bin/healthcheck-server",
+		proxy:        "bin/healthcheck-proxy",
 		floorWorkers: 32,
 	}
 }
@@ -98,6 +100,9 @@ func (o *options) register(fs *flag.FlagSet) {
 		"how often the supervisor re-sends every check's status")
 	fs.StringVar(&o.server, "server", o.server,
 		"the healthcheck-server binary for -mode process")
+	fs.StringVar(&o.proxy, "proxy", o.proxy,
+		"the healthcheck-proxy binary that measures the split deployment's "+
+			"notification latency (inprocess mode); \"\" or a missing file skips it")
 	fs.StringVar(&o.profile, "profile", o.profile,
 		"write CPU profiles of each steady window and heap profiles to this directory")
 	fs.IntVar(&o.floorWorkers, "floor_workers", o.floorWorkers,
@@ -149,6 +154,9 @@ func (o *options) validate() error {
 	}
 	if o.listeners == 0 {
 		o.listeners = min(max(o.n/100, 16), 1000)
+	}
+	if _, err := os.Stat(o.proxy); o.mode != "inprocess" || err != nil {
+		o.proxy = "" // the split deployment is not measured
 	}
 	return nil
 }

@@ -148,6 +148,15 @@ type failure struct {
 	Count   int64
 }
 
+// rearmVictims starts a latency phase at failAt: it forgets the victims'
+// failures seen so far. The victims' backends must be up meanwhile.
+func (r *recorder) rearmVictims(failAt time.Time) {
+	r.failAt.Store(failAt.UnixNano())
+	for i := range r.victimEnd {
+		r.victimEnd[i].Store(0)
+	}
+}
+
 // victims returns, for each victim check whose failing probe was seen,
 // its ID and when that probe ended, in Unix nanoseconds.
 func (r *recorder) victims() map[uint64]int64 {

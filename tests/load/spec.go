@@ -60,6 +60,12 @@ type spec struct {
 	BackendsPID int
 	// Engine is the simulated Engine's socket.
 	Engine string
+	// Proxy, if set, is bin/healthcheck-proxy: the supervisor then serves
+	// its JSON-lines socket on ProxySocket, and for its latency phase
+	// runs the proxy against the split deployment's Engine, SplitEngine.
+	Proxy       string
+	ProxySocket string
+	SplitEngine string
 	// BatchDelay is the notifier's batch delay; NotifyInterval how often
 	// the supervisor sends every status in full.
 	BatchDelay     time.Duration

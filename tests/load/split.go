@@ -1,0 +1,205 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/lbhealth/hcsupervisor/actors"
+	"github.com/lbhealth/hcsupervisor/bridge"
+	"github.com/lbhealth/hcsupervisor/bridge/enginesim"
+	"github.com/lbhealth/hcsupervisor/messages"
+)
+
+// The split deployment's part in a run: for a second latency phase, the
+// supervisor's child starts bin/healthcheck-proxy, the Engine bridge as a
+// process of its own, on the supervisor's JSON-lines socket and a second
+// simulated Engine of the coordinator's that serves the same checks; the
+// failed probes then reach that Engine through the socket and the proxy.
+// The proxy runs in no other phase, so it costs the supervisor's other
+// figures nothing.
+
+// splitReadyTimeout bounds the wait for the proxy to connect and send its
+// configs. Then, before the backends fail, the proxy is given time to
+// settle: to fetch its Engine's checks and send them to the server, and
+// to pass every check's status on to its Engine, which at 100,000 checks
+// keeps it busy for seconds (a latency phase begun 5s after it connected
+// measured that work, not the pipeline: p99 134ms against 105ms). It has
+// settled once it uses under splitIdleShare of a core for a
+// splitIdleWindow, at most splitSettleTimeout after it connected.
+const (
+	splitReadyTimeout  = 30 * time.Second
+	splitSettleTimeout = time.Minute
+	splitIdleWindow    = time.Second
+	splitIdleShare     = 0.2
+)
+
+// splitProxy is bin/healthcheck-proxy running under the supervisor's
+// child.
+type splitProxy struct {
+	cmd *exec.Cmd
+}
+
+// startSplitProxy starts the proxy and waits until the manager has its
+// configs from it and has answered its request for every status, which
+// the proxy then passes to its Engine: after that, a state change takes
+// the same path as in production.
+func startSplitProxy(s *spec, tel *actors.Telemetry,
+	stats *actors.ProxyStats) (*splitProxy, error) {
+	reg := tel.Registry()
+	updates := managerMessages(reg, "messages.UpdateConfigs")
+	statuses := managerMessages(reg, "messages.RequestStatus")
+	cmd := exec.Command(s.Proxy,
+		"-engine_socket", s.SplitEngine,
+		"-server_socket", s.ProxySocket,
+		"-fetch_interval", "1h",
+		"-metrics_addr", "",
+		"-log_level", "warn")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", s.Proxy, err)
+	}
+	sp := &splitProxy{cmd: cmd}
+	deadline := time.Now().Add(splitReadyTimeout)
+	for stats.Clients.Load() == 0 ||
+		managerMessages(reg, "messages.UpdateConfigs") == updates ||
+		managerMessages(reg, "messages.RequestStatus") == statuses {
+		if time.Now().After(deadline) {
+			sp.stop()
+			return nil, errors.New("the split proxy never connected and sent its configs")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !sp.settle(time.Now().Add(splitSettleTimeout)) {
+		progress("supervisor: the split proxy kept busy for %v; measuring anyway",
+			splitSettleTimeout)
+	}
+	return sp, nil
+}
+
+// settle waits until the proxy has settled, or deadline, and reports
+// whether it has.
+func (sp *splitProxy) settle(deadline time.Time) bool {
+	pid := sp.cmd.Process.Pid
+	last, err := procCPU(pid)
+	for err == nil && time.Now().Before(deadline) {
+		time.Sleep(splitIdleWindow)
+		var now time.Duration
+		if now, err = procCPU(pid); err != nil {
+			break
+		}
+		if float64(now-last) < splitIdleShare*float64(splitIdleWindow) {
+			return true
+		}
+		last = now
+	}
+	return false
+}
+
+// stop stops the proxy with SIGTERM, as its supervisor would.
+func (sp *splitProxy) stop() {
+	sp.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		sp.cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		sp.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// managerMessages returns how many messages of type msg the manager has
+// received.
+func managerMessages(g prometheus.Gatherer, msg string) float64 {
+	mfs, err := g.Gather()
+	if err != nil {
+		return -1
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "hc_actor_messages_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := make(map[string]string)
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["kind"] == "manager" && labels["message"] == msg {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// splitEngine is the coordinator's second simulated Engine, for the
+// split deployment: it serves the run's checks and records when it hears
+// of each unhealthy check.
+type splitEngine struct {
+	sim      *enginesim.Server
+	receipts *receipts
+}
+
+func startSplitEngine(s *spec) (*splitEngine, error) {
+	se := &splitEngine{receipts: newReceipts()}
+	se.sim = enginesim.New(enginesim.Config{
+		IDBase:   1 << 48,
+		History:  -1,
+		OnNotify: se.receipts.onNotify,
+		Logger:   zerolog.Nop(),
+	})
+	if _, err := se.sim.SetChecks(s.engineChecks()); err != nil {
+		return nil, fmt.Errorf("setting the split Engine's checks: %w", err)
+	}
+	if err := se.sim.Listen(s.SplitEngine); err != nil {
+		return nil, err
+	}
+	return se, nil
+}
+
+// receipts holds when an Engine received each unhealthy notification, by
+// check ID, in Unix nanoseconds. It is safe for concurrent use.
+type receipts struct {
+	mu        sync.Mutex
+	unhealthy map[uint64][]int64
+}
+
+func newReceipts() *receipts {
+	return &receipts{unhealthy: make(map[uint64][]int64)}
+}
+
+func (r *receipts) onNotify(n bridge.Notification) {
+	if n.Status.State != int(messages.StateUnhealthy) {
+		return
+	}
+	now := time.Now().UnixNano()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if at := r.unhealthy[n.Id]; len(at) < maxReceipts {
+		r.unhealthy[n.Id] = append(at, now)
+	}
+}
+
+// first returns when the Engine first heard that check id was unhealthy
+// at or after t, in Unix nanoseconds, or 0.
+func (r *receipts) first(id uint64, t int64) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, at := range r.unhealthy[id] {
+		if at >= t {
+			return at
+		}
+	}
+	return 0
+}
