@@ -128,6 +128,11 @@ type managerState struct {
 	// the map; readers outside the actor take mu.
 	mu      sync.RWMutex
 	records map[uint64]*checkRecord
+	// sorted holds the records' IDs in ascending order, or nil until
+	// asked for after the set changed; updates numbers the updates, so
+	// that an update can mark the records it names (checkRecord.named).
+	sorted  []uint64
+	updates uint64
 
 	// pids holds the live child of each ID; stopping holds children asked
 	// to stop whose Terminated has not arrived, by PID Id.
@@ -297,17 +302,20 @@ func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 		return
 	}
 	configs, over := m.bounded(msg.Configs)
-	desired := make(map[uint64]bool, len(configs))
+	// Every record the update names is marked with its number; the
+	// others are removed after.
+	m.updates++
 	var added, updated, unchanged int
 	for _, cfg := range configs {
-		desired[cfg.ID] = true
 		switch rec, ok := m.records[cfg.ID]; {
 		case !ok:
-			m.add(c, cfg)
+			m.add(c, cfg).named = m.updates
 			added++
 		case rec.cfgEqual(&cfg):
+			rec.named = m.updates
 			unchanged++
 		default:
+			rec.named = m.updates
 			m.update(c, cfg)
 			updated++
 		}
@@ -316,11 +324,11 @@ func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 	// A rejected config leaves its running check as it was.
 	for _, rej := range msg.Rejected {
 		m.cfg.Telemetry.configRejected(rej.Err)
-		if rej.HasID {
-			desired[rej.ID] = true
+		if rec := m.records[rej.ID]; rej.HasID && rec != nil {
+			rec.named = m.updates
 		}
 	}
-	removed := m.removeUndesired(c, desired)
+	removed := m.removeUnnamed(c)
 	// The Engine sends its whole set every fetch: a set that changes
 	// nothing is logged at debug, so info keeps only the changes. Configs
 	// rejected before the manager are told elsewhere (the bridge logs each
@@ -381,14 +389,17 @@ func (m *manager) bounded(configs []messages.Config) (
 	return kept, over
 }
 
-func (m *manager) add(c actor.Context, cfg messages.Config) {
+// add creates and starts the check of cfg, and returns its record.
+func (m *manager) add(c actor.Context, cfg messages.Config) *checkRecord {
 	rec := newCheckRecord(cfg, m.cfg.Telemetry)
 	m.cfg.Telemetry.checkAdded(cfg.Checker)
 	m.restore(rec, &cfg)
 	m.mu.Lock()
 	m.records[cfg.ID] = rec
 	m.mu.Unlock()
+	m.sorted = nil
 	m.spawn(c, rec)
+	return rec
 }
 
 func (m *manager) update(c actor.Context, cfg messages.Config) {
@@ -401,12 +412,17 @@ func (m *manager) update(c actor.Context, cfg messages.Config) {
 	m.records[cfg.ID].setConfig(cfg)
 }
 
-func (m *manager) removeUndesired(c actor.Context, desired map[uint64]bool) int {
+// removeUnnamed removes every check the latest update did not name, and
+// returns how many it removed.
+func (m *manager) removeUnnamed(c actor.Context) int {
 	var gone []uint64
-	for id := range m.records {
-		if !desired[id] {
+	for id, rec := range m.records {
+		if rec.named != m.updates {
 			gone = append(gone, id)
 		}
+	}
+	if len(gone) > 0 {
+		m.sorted = nil
 	}
 	m.mu.Lock()
 	for _, id := range gone {
@@ -540,40 +556,35 @@ func parseChildID(pidID string) (uint64, bool) {
 	return id, err == nil
 }
 
+// sortedIDs returns the IDs of every check, ascending. The slice is kept
+// until the set of checks changes, and must not be modified.
+func (m *manager) sortedIDs() []uint64 {
+	if m.sorted == nil {
+		m.sorted = slices.Sorted(maps.Keys(m.records))
+	}
+	return m.sorted
+}
+
 // statusResponse returns every check's status, ordered by ID.
 func (m *manager) statusResponse() *messages.StatusResponse {
-	statuses := make([]messages.CheckStatus, 0, len(m.records))
+	ids := m.sortedIDs()
+	statuses := make([]messages.CheckStatus, len(ids))
 	now := time.Now()
-	for id, rec := range m.records {
-		statuses = append(statuses, messages.CheckStatus{ID: id, Status: rec.reply(now)})
+	for i, id := range ids {
+		statuses[i] = messages.CheckStatus{ID: id, Status: m.records[id].reply(now)}
 	}
-	slices.SortFunc(statuses, func(a, b messages.CheckStatus) int {
-		return cmpUint64(a.ID, b.ID)
-	})
 	return &messages.StatusResponse{Statuses: statuses}
 }
 
 // report returns every check as operators see it, ordered by ID.
 func (m *manager) report() *messages.StatusReport {
-	checks := make([]messages.CheckReport, 0, len(m.records))
+	ids := m.sortedIDs()
+	checks := make([]messages.CheckReport, len(ids))
 	now := time.Now()
-	for _, rec := range m.records {
-		checks = append(checks, rec.report(now))
+	for i, id := range ids {
+		checks[i] = m.records[id].report(now)
 	}
-	slices.SortFunc(checks, func(a, b messages.CheckReport) int {
-		return cmpUint64(a.ID, b.ID)
-	})
 	return &messages.StatusReport{Checks: checks}
-}
-
-func cmpUint64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // handleNotifyTick sends the next slice of the periodic full status to
@@ -583,8 +594,7 @@ func cmpUint64(a, b uint64) int {
 // restart (Seesaw does so).
 func (m *manager) handleNotifyTick(c actor.Context) {
 	if m.round.done() {
-		m.round = newPeriodicRound(slices.Sorted(maps.Keys(m.records)),
-			m.cfg.NotifyInterval)
+		m.round = newPeriodicRound(m.sortedIDs(), m.cfg.NotifyInterval)
 	}
 	now := time.Now()
 	ids := m.round.take()

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -149,7 +150,7 @@ func (s *Service) serveCheckStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	i, found := slices.BinarySearchFunc(rep.Checks, id,
-		func(c messages.CheckReport, id uint64) int { return cmpUint64(c.ID, id) })
+		func(c messages.CheckReport, id uint64) int { return cmp.Compare(c.ID, id) })
 	if !found {
 		http.Error(w, "no check with id "+r.PathValue("id"), http.StatusNotFound)
 		return
