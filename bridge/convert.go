@@ -65,8 +65,14 @@ func ToConfigs(checks *Checks) (configs []messages.Config, rejected map[uint64]e
 // FromStatus returns the notification that tells the Engine cs. The State
 // values of messages are Seesaw's; Restarts has no place on the wire.
 func FromStatus(cs messages.CheckStatus) *Notification {
+	n := notification(cs)
+	return &n
+}
+
+// notification is FromStatus's value.
+func notification(cs messages.CheckStatus) Notification {
 	s := cs.Status
-	return &Notification{
+	return Notification{
 		Id: cs.ID,
 		Status: Status{
 			// UTC drops the monotonic reading and any odd zone offset,

@@ -91,8 +91,11 @@ func (e *EngineClient) HealthState(ctx context.Context,
 		Ctx:           NewTrustedContext(),
 		Notifications: make([]*Notification, len(batch)),
 	}
+	// One array for the batch, not an allocation per notification.
+	notes := make([]Notification, len(batch))
 	for i, cs := range batch {
-		args.Notifications[i] = FromStatus(cs)
+		notes[i] = notification(cs)
+		args.Notifications[i] = &notes[i]
 	}
 	var reply int
 	return e.call(ctx, methodHealthState, args, &reply)
