@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -128,10 +129,10 @@ type managerState struct {
 	// the map; readers outside the actor take mu.
 	mu      sync.RWMutex
 	records map[uint64]*checkRecord
-	// sorted holds the records' IDs in ascending order, or nil until
-	// asked for after the set changed; updates numbers the updates, so
-	// that an update can mark the records it names (checkRecord.named).
-	sorted  []uint64
+	// sorted holds the records by ascending ID, or nil until asked for
+	// after the set changed; updates numbers the updates, so that an
+	// update can mark the records it names (checkRecord.named).
+	sorted  []*checkRecord
 	updates uint64
 
 	// pids holds the live child of each ID; stopping holds children asked
@@ -556,33 +557,34 @@ func parseChildID(pidID string) (uint64, bool) {
 	return id, err == nil
 }
 
-// sortedIDs returns the IDs of every check, ascending. The slice is kept
-// until the set of checks changes, and must not be modified.
-func (m *manager) sortedIDs() []uint64 {
+// sortedRecords returns every check's record, by ascending ID. The slice
+// is kept until the set of checks changes, and must not be modified.
+func (m *manager) sortedRecords() []*checkRecord {
 	if m.sorted == nil {
-		m.sorted = slices.Sorted(maps.Keys(m.records))
+		m.sorted = slices.SortedFunc(maps.Values(m.records),
+			func(a, b *checkRecord) int { return cmp.Compare(a.id, b.id) })
 	}
 	return m.sorted
 }
 
 // statusResponse returns every check's status, ordered by ID.
 func (m *manager) statusResponse() *messages.StatusResponse {
-	ids := m.sortedIDs()
-	statuses := make([]messages.CheckStatus, len(ids))
+	recs := m.sortedRecords()
+	statuses := make([]messages.CheckStatus, len(recs))
 	now := time.Now()
-	for i, id := range ids {
-		statuses[i] = messages.CheckStatus{ID: id, Status: m.records[id].reply(now)}
+	for i, rec := range recs {
+		statuses[i] = messages.CheckStatus{ID: rec.id, Status: rec.reply(now)}
 	}
 	return &messages.StatusResponse{Statuses: statuses}
 }
 
 // report returns every check as operators see it, ordered by ID.
 func (m *manager) report() *messages.StatusReport {
-	ids := m.sortedIDs()
-	checks := make([]messages.CheckReport, len(ids))
+	recs := m.sortedRecords()
+	checks := make([]messages.CheckReport, len(recs))
 	now := time.Now()
-	for i, id := range ids {
-		checks[i] = m.records[id].report(now)
+	for i, rec := range recs {
+		checks[i] = rec.report(now)
 	}
 	return &messages.StatusReport{Checks: checks}
 }
@@ -594,7 +596,8 @@ func (m *manager) report() *messages.StatusReport {
 // restart (Seesaw does so).
 func (m *manager) handleNotifyTick(c actor.Context) {
 	if m.round.done() {
-		m.round = newPeriodicRound(m.sortedIDs(), m.cfg.NotifyInterval)
+		m.round = newPeriodicRound(slices.Sorted(maps.Keys(m.records)),
+			m.cfg.NotifyInterval)
 	}
 	now := time.Now()
 	ids := m.round.take()
