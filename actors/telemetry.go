@@ -16,6 +16,13 @@ import (
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
+// lagBuckets returns the start-lag histogram's bucket bounds, in
+// seconds.
+func lagBuckets() []float64 {
+	return []float64{.0001, .00025, .0005, .001, .0025, .005, .01,
+		.025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+}
+
 // Telemetry measures one supervision tree: its actors (messages, receive
 // time, mailbox depth, lifecycle, dead letters) and its domain (checks,
 // probes, transitions, batches, rejected configs), into a private
@@ -103,9 +110,11 @@ func newTelemetry() *Telemetry {
 		Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10),
 	}, []string{"checker"})
 	t.startLagHist = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "hc_probe_start_lag_seconds",
-		Help:    "How late probes start against their plan.",
-		Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10),
+		Name: "hc_probe_start_lag_seconds",
+		Help: "How late probes start against their plan.",
+		// 1, 2.5 and 5 in each decade from 100µs to 10s, so that a p99
+		// can be told against a bound such as 25ms.
+		Buckets: lagBuckets(),
 	})
 	t.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hc_state_transitions_total",
