@@ -50,7 +50,8 @@ soak:
 
 ## bench: the load harness (tests/load): BENCH_N checks at a 10s
 ## interval against loopback backends, beside the probe floor and a
-## naive design, each in its own process; prints one table (README,
+## naive design, each in its own process, and the split deployment's
+## latency through bin/healthcheck-proxy; prints one table (README,
 ## Performance). About 5 minutes at 100,000 checks on 2 cores.
 ## BENCH_FLAGS adds flags, e.g. BENCH_FLAGS='-mode process' (the server
 ## as bin/healthcheck-server) or '-profile prof -out bench.json'.
@@ -58,7 +59,7 @@ BENCH_N ?= 100000
 .PHONY: bench
 bench: build
 	$(GO) run ./tests/load -n $(BENCH_N) -server $(BIN)/healthcheck-server \
-	  $(BENCH_FLAGS)
+	  -proxy $(BIN)/healthcheck-proxy $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN)
