@@ -197,7 +197,7 @@ func (e *edge) Receive(c actor.Context) {
 		} else {
 			e.pending.add(m.Notifications)
 		}
-		e.cfg.Stats.Pending.Store(int64(e.pending.len()))
+		e.storePending()
 		e.send()
 	case *messages.InjectFault:
 		e.sufferFault(c, m)
@@ -258,7 +258,8 @@ func (e *edge) armFetch(d time.Duration) {
 }
 
 // armSend sets the retry timer as a HealthState call fails. send starts
-// no call while it is set, so a call or the timer is pending, never both.
+// no call while it is set; the other call, if one is in flight, may end
+// meanwhile (see handleSent).
 func (e *edge) armSend(d time.Duration) {
 	e.sendTimer = e.after(d, func(tm *timer) any {
 		return &sendDue{timer: tm}
@@ -367,7 +368,7 @@ func (e *edge) resendAll(c actor.Context) {
 		}
 		known := e.guard.answered(sr.Statuses)
 		e.pending.addOlder(known)
-		e.cfg.Stats.Pending.Store(int64(e.pending.len()))
+		e.storePending()
 		e.send()
 	})
 }
@@ -387,7 +388,7 @@ func (e *edge) halt() {
 		if hc != nil {
 			hc.cancel()
 			<-hc.done
-			e.pending.putBack(hc.batch)
+			e.pending.putBack(hc.batch, hc.refreshes)
 		}
 	}
 	e.main, e.rush = nil, nil

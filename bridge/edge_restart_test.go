@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -21,6 +22,8 @@ type heldEngine struct {
 	// hold returns what the n-th call (from 0) of rpc waits for before
 	// it answers; nil answers at once.
 	hold func(rpc string, n int) <-chan struct{}
+	// fail, if set, says whether the n-th HealthState call fails.
+	fail func(n int) bool
 
 	mu       sync.Mutex
 	spans    map[string][]span
@@ -41,14 +44,18 @@ func (e *heldEngine) Healthchecks(_ *Context, _ *Checks) error {
 
 // HealthState records the notifications.
 func (e *heldEngine) HealthState(args *HealthState, _ *int) error {
-	e.handle(rpcState)
+	if n := e.handle(rpcState); e.fail != nil && e.fail(n) {
+		return errors.New("test: this call fails")
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.received = append(e.received, args.Notifications...)
 	return nil
 }
 
-func (e *heldEngine) handle(rpc string) {
+// handle records the call and holds it as told; it returns the call's
+// number.
+func (e *heldEngine) handle(rpc string) int {
 	e.mu.Lock()
 	if e.spans == nil {
 		e.spans = make(map[string][]span)
@@ -66,6 +73,7 @@ func (e *heldEngine) handle(rpc string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.spans[rpc][n].end = time.Now()
+	return n
 }
 
 func (e *heldEngine) calls(rpc string) []span {

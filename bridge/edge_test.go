@@ -345,7 +345,7 @@ func TestStatusQueue(t *testing.T) {
 		t.Fatalf("take = %v, want check 1 with its newest status", taken)
 	}
 	q.add([]messages.CheckStatus{healthy(1, "c")})
-	q.putBack(taken)
+	q.putBack(taken, 0)
 	q.addOlder([]messages.CheckStatus{healthy(2, "old"), healthy(3, "old")})
 
 	var got []string

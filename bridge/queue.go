@@ -60,17 +60,30 @@ func (q *statusQueue) addOlder(batch []messages.CheckStatus) {
 	}
 }
 
-// putBack returns a batch taken earlier to the front of the changes; a
+// putBack returns a batch taken earlier, whose last refreshes statuses
+// are refreshes (as take returned them), to the front of their lanes; a
 // check queued since keeps its newer status.
-func (q *statusQueue) putBack(batch []messages.CheckStatus) {
+func (q *statusQueue) putBack(batch []messages.CheckStatus, refreshes int) {
+	split := len(batch) - refreshes
+	q.changes = q.putBackLane(q.changes, batch[:split], true)
+	q.refreshes = q.putBackLane(q.refreshes, batch[split:], false)
+}
+
+// putBackLane puts batch back at the front of the lane whose order is
+// order, and returns the lane's new order.
+func (q *statusQueue) putBackLane(order []uint64, batch []messages.CheckStatus,
+	change bool) []uint64 {
 	var front []uint64
 	for _, cs := range batch {
 		if _, ok := q.byID[cs.ID]; !ok {
-			q.byID[cs.ID] = queued{status: cs, change: true}
+			q.byID[cs.ID] = queued{status: cs, change: change}
 			front = append(front, cs.ID)
 		}
 	}
-	q.changes = append(front, q.changes...)
+	if len(front) == 0 {
+		return order
+	}
+	return append(front, order...)
 }
 
 // take removes and returns up to n statuses: changes first, then

@@ -64,7 +64,19 @@ func (e *edge) send() {
 			e.rush = e.startHealthState(batch, 0)
 		}
 	}
-	e.cfg.Stats.Pending.Store(int64(e.pending.len()))
+	e.storePending()
+}
+
+// storePending sets EdgeStats.Pending: the statuses queued and those in
+// calls in flight, which the Engine has not confirmed yet.
+func (e *edge) storePending() {
+	n := e.pending.len()
+	for _, hc := range []*healthCall{e.main, e.rush} {
+		if hc != nil {
+			n += len(hc.batch)
+		}
+	}
+	e.cfg.Stats.Pending.Store(int64(n))
 }
 
 // startHealthState tells the Engine batch in a call of its own.
@@ -108,6 +120,12 @@ func (e *edge) handleSent(c actor.Context, m *sent) {
 	}
 	e.failures = 0
 	e.cfg.Stats.Unreachable.Store(false)
+	// The other call failed while this one was in flight: the Engine
+	// answers, so its retry need not wait.
+	if e.sendTimer != nil {
+		e.sendTimer.stop()
+		e.sendTimer = nil
+	}
 	e.send()
 }
 
@@ -115,10 +133,16 @@ func (e *edge) handleSent(c actor.Context, m *sent) {
 // statuses and retries it later: after RetryDelay at first, then with
 // exponential backoff once MaxFailures calls in a row have failed. A
 // call still in flight may end meanwhile; no other starts until the
-// retry.
+// retry. Two calls failing in one round count as one failure.
 func (e *edge) handleSendFailed(hc *healthCall, err error) {
 	e.cfg.Stats.HealthStateErr.Add(1)
-	e.pending.putBack(hc.batch)
+	e.pending.putBack(hc.batch, hc.refreshes)
+	e.storePending()
+	if e.sendTimer != nil {
+		// The other call of the same round failed first: one failure
+		// of the Engine, counted once, with one retry.
+		return
+	}
 	e.failures++
 	delay := e.retryDelay()
 	switch {
@@ -139,10 +163,7 @@ func (e *edge) handleSendFailed(hc *healthCall, err error) {
 		e.log.Warn().Err(err).Int("failed_calls", e.failures).
 			Dur("retry_in", delay).Msg("health_state_failed")
 	}
-	e.cfg.Stats.Pending.Store(int64(e.pending.len()))
-	if e.sendTimer == nil {
-		e.armSend(delay)
-	}
+	e.armSend(delay)
 }
 
 func (e *edge) retryDelay() time.Duration {

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lbhealth/hcsupervisor/messages"
 )
@@ -95,5 +96,64 @@ func TestStatusQueueTakeSkipsBusy(t *testing.T) {
 	if want := []uint64{2, 4}; !slices.Equal(got, want) || refreshes != 1 {
 		t.Errorf("second take = %v with %d refreshes, want %v with 1",
 			got, refreshes, want)
+	}
+}
+
+// When one call fails while the other is in flight and that one then
+// succeeds, the Engine answers: the failed batch and what came since go
+// at once, not after the retry delay.
+func TestEdgeRetriesAtOnceWhenTheOtherCallSucceeds(t *testing.T) {
+	gate := make(chan struct{})
+	engine := &heldEngine{
+		hold: func(rpc string, n int) <-chan struct{} {
+			if rpc == rpcState && n == 0 {
+				return gate
+			}
+			return nil
+		},
+		fail: func(n int) bool { return n == 1 },
+	}
+	h := startEdge(t, engine, &fakeManager{}, func(c *EdgeConfig) {
+		c.RetryDelay = time.Hour // a retry that waits would end the test
+	})
+	var open sync.Once
+	release := func() { open.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	send := func(periodic bool, statuses ...messages.CheckStatus) {
+		h.sys.Root.Send(h.edge, &messages.NotificationBatch{
+			Notifications: statuses, Periodic: periodic,
+		})
+	}
+
+	send(true, healthy(1, "refresh 1"))
+	waitUntil(t, "the refresh call", func() bool {
+		return len(engine.calls(rpcState)) == 1
+	})
+	send(false, healthy(2, "change 2")) // the rush call, which fails
+	waitUntil(t, "the failed call", func() bool {
+		return h.stats.HealthStateErr.Load() == 1
+	})
+	release()
+	waitUntil(t, "the failed change, sent again", func() bool {
+		return engine.lastStatus()[2] == "change 2"
+	})
+}
+
+// A batch put back after a failed call keeps its refreshes in the
+// refresh lane, so a later take still bounds them and counts them.
+func TestStatusQueuePutBackKeepsLanes(t *testing.T) {
+	q := newStatusQueue()
+	q.add([]messages.CheckStatus{healthy(1, "c1")})
+	q.addRefresh([]messages.CheckStatus{healthy(2, "r2"), healthy(3, "r3")})
+	batch, refreshes := q.take(10, 10, nil)
+	if len(batch) != 3 || refreshes != 2 {
+		t.Fatalf("take = %d statuses with %d refreshes, want 3 with 2",
+			len(batch), refreshes)
+	}
+	q.putBack(batch, refreshes)
+	// Refreshes fill a batch up to 2 statuses: the change and one of them.
+	if batch, refreshes = q.take(10, 2, nil); len(batch) != 2 || refreshes != 1 {
+		t.Errorf("take after the put-back = %d statuses with %d refreshes, "+
+			"want 2 with 1 (the bound)", len(batch), refreshes)
 	}
 }
