@@ -10,9 +10,10 @@ import (
 	"github.com/lbhealth/hcsupervisor/messages"
 )
 
-// checkDispatcher runs a check's mailbox on its sender's goroutine,
-// yielding it after 300 messages in a row; see newCheckProps. It holds
-// no state.
+// checkDispatcher runs a check's mailbox on its sender's goroutine; see
+// newCheckProps. Whoever sends to an idle check handles all that is
+// queued for it (with a runtime.Gosched every 300 messages). It holds no
+// state.
 var checkDispatcher = actor.NewSynchronizedDispatcher(300)
 
 // Prober runs one configured probe; see package probe for the contract.
@@ -95,7 +96,11 @@ func (*probeDone) IgnoreDeadLetterLogging() {}
 // started for each run, as the library's default dispatcher does. Those
 // goroutines cost more than the messages at 10,000 probes a second:
 // each grew its stack afresh in Receive (tests/load). It is safe because
-// a check's Receive never blocks and never waits for another actor.
+// a check's Receive never blocks and never waits for another actor, and
+// it must stay so: a check that blocked would hold its sender, the
+// manager or the clock, and with it every check. It logs only its rare
+// state changes, and its prober is built as the probe starts, on the
+// clock (in Receive only for a probe with a fault queued).
 func newCheckProps(rec *checkRecord, env *checkEnv) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &checkActor{rec: rec, env: env}
@@ -172,11 +177,10 @@ func withCheck(c zerolog.Context, cfg *messages.Config) zerolog.Context {
 func (a *checkActor) handleUpdate(m *updateCheck) {
 	old := a.rec.config()
 	if a.rec.setConfig(m.Config) {
-		switch {
-		case old.Interval != m.Config.Interval:
+		// A new timeout or retries need nothing more: the next probe
+		// takes its timeout as it starts.
+		if old.Interval != m.Config.Interval {
 			a.replan(m.Config.Interval)
-		case old.Timeout != m.Config.Timeout:
-			a.rearm()
 		}
 		return
 	}
@@ -200,26 +204,17 @@ func (a *checkActor) replan(interval time.Duration) {
 	a.arm()
 }
 
-// rearm arms the next probe again with the current config, unless it is
-// in flight already.
-func (a *checkActor) rearm() {
-	if a.probe != nil && a.disarm() {
-		a.arm()
-	}
-}
-
 // arm plans the next probe at a.planned plus jitter and schedules it on
 // the clock.
 func (a *checkActor) arm() {
 	p := &plannedProbe{
-		due:     a.planned.Add(jitterOffset(a.interval, a.env.jitter)),
-		base:    a.prober,
-		timeout: a.rec.timing().timeout,
-		self:    a.self,
-		root:    a.root,
-		env:     a.env,
-		rec:     a.rec,
-		entry:   a.tick,
+		due:   a.planned.Add(jitterOffset(a.interval, a.env.jitter)),
+		base:  a.prober,
+		self:  a.self,
+		root:  a.root,
+		env:   a.env,
+		rec:   a.rec,
+		entry: a.tick,
 	}
 	p.done.plan = p
 	a.probe = p

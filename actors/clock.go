@@ -15,6 +15,9 @@ const clockResolution = time.Millisecond
 // schedule wakes it earlier.
 const clockIdle = time.Hour
 
+// clockCompactMin is the fewest stale items worth a pass over the heap.
+const clockCompactMin = 1024
+
 // clockJob is what the clock runs when it falls due, on the clock's
 // goroutine: it must not block.
 type clockJob interface {
@@ -40,6 +43,10 @@ type probeClock struct {
 
 	mu    sync.Mutex
 	items clockHeap
+	// stale counts the items whose job was cancelled or replaced; they
+	// are dropped when they fall due, or all at once when they are half
+	// of the heap, so that dropped probes are not kept for an interval.
+	stale int
 	// wakeAt is when the goroutine next wakes by itself; lastRound is when
 	// it last ran jobs. Both are measured from base.
 	wakeAt    time.Duration
@@ -105,8 +112,12 @@ func (c *probeClock) reschedule(e *clockEntry, at time.Time, job clockJob) {
 // scheduleLocked is schedule with c.mu held, which it unlocks.
 func (c *probeClock) scheduleLocked(e *clockEntry, at time.Time, job clockJob) {
 	item := clockItem{at: at.Sub(c.base), job: job, entry: e}
+	if e.job != nil {
+		c.stale++
+	}
 	e.job = job
 	c.items.push(item)
+	c.compactLocked()
 	// Wake the goroutine only if the item moves its next round earlier.
 	early := max(item.at, c.lastRound+c.res) < c.wakeAt
 	c.mu.Unlock()
@@ -122,8 +133,30 @@ func (c *probeClock) scheduleLocked(e *clockEntry, at time.Time, job clockJob) {
 // heap may still run.
 func (c *probeClock) cancel(e *clockEntry) {
 	c.mu.Lock()
-	e.job = nil
+	if e.job != nil {
+		c.stale++
+		e.job = nil
+		c.compactLocked()
+	}
 	c.mu.Unlock()
+}
+
+// compactLocked drops the stale items once they are half of a heap of
+// some size, with c.mu held.
+func (c *probeClock) compactLocked() {
+	if c.stale < clockCompactMin || c.stale < len(c.items)/2 {
+		return
+	}
+	live := c.items[:0]
+	for _, it := range c.items {
+		if it.entry.job == it.job {
+			live = append(live, it)
+		}
+	}
+	clear(c.items[len(live):])
+	c.items = live
+	c.items.init()
+	c.stale = 0
 }
 
 // stop ends the clock's goroutine and waits for it; no job runs after
@@ -141,9 +174,13 @@ func (c *probeClock) run() {
 	for {
 		var wait time.Duration
 		due, wait = c.takeDue(due[:0])
-		for i, job := range due {
-			job.fire()
-			due[i] = nil // keeps no job alive
+		if len(due) > 0 {
+			for i, job := range due {
+				job.fire()
+				due[i] = nil // keeps no job alive
+			}
+			// The round took time: the next wait is to be told from now.
+			continue
 		}
 		t.Reset(wait)
 		select {
@@ -168,6 +205,8 @@ func (c *probeClock) takeDue(due []clockJob) ([]clockJob, time.Duration) {
 			if e := it.entry; e.job == it.job {
 				e.job = nil
 				due = append(due, it.job)
+			} else {
+				c.stale--
 			}
 		}
 		if len(due) > 0 {
@@ -201,33 +240,44 @@ func (h *clockHeap) push(it clockItem) {
 	items[i] = it
 }
 
+// init orders the items into a heap.
+func (h clockHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
 // pop removes and returns the earliest item; h must not be empty.
 func (h *clockHeap) pop() clockItem {
 	items := *h
 	top := items[0]
 	n := len(items) - 1
-	last := items[n]
+	items[0] = items[n]
 	items[n] = clockItem{}
-	items = items[:n]
-	*h = items
-	if n == 0 {
-		return top
+	*h = items[:n]
+	h.down(0)
+	return top
+}
+
+// down moves the item at i down to its place.
+func (h clockHeap) down(i int) {
+	if len(h) == 0 {
+		return
 	}
-	i := 0
+	it := h[i]
 	for {
 		child := 2*i + 1
-		if child >= n {
+		if child >= len(h) {
 			break
 		}
-		if right := child + 1; right < n && items[right].at < items[child].at {
+		if right := child + 1; right < len(h) && h[right].at < h[child].at {
 			child = right
 		}
-		if last.at <= items[child].at {
+		if it.at <= h[child].at {
 			break
 		}
-		items[i] = items[child]
+		h[i] = h[child]
 		i = child
 	}
-	items[i] = last
-	return top
+	h[i] = it
 }

@@ -185,3 +185,30 @@ func TestClockHeapOrder(t *testing.T) {
 		prev = it.at
 	}
 }
+
+// Cancelled items are dropped from the heap once they are half of it,
+// and the jobs still pending run as planned.
+func TestClockCompactsStaleItems(t *testing.T) {
+	c := startClock(t, time.Millisecond)
+	l := newJobLog()
+	far := time.Now().Add(time.Hour)
+	entries := make([]*clockEntry, 3*clockCompactMin)
+	for i := range entries {
+		entries[i] = &clockEntry{}
+		c.schedule(entries[i], far, l.job(i))
+	}
+	for _, e := range entries[:2*clockCompactMin] {
+		c.cancel(e)
+	}
+	c.mu.Lock()
+	items, stale := len(c.items), c.stale
+	c.mu.Unlock()
+	if items > 2*clockCompactMin || stale >= clockCompactMin {
+		t.Errorf("heap holds %d items, %d stale, after cancelling %d of %d",
+			items, stale, 2*clockCompactMin, len(entries))
+	}
+	c.schedule(entries[len(entries)-1], time.Now(), l.job(-1))
+	if f := l.next(t, 5*time.Second); f.n != -1 {
+		t.Fatalf("job %d ran, want the one rescheduled", f.n)
+	}
+}

@@ -32,9 +32,11 @@ const (
 // returns to the check as its done message. So a probe costs its check
 // one message, its result, and the check alone decides what happens next.
 //
-// The check sets its fields before arming it; then only its starter
-// writes it (slotHeld, prober for a fault, ctx and cancel), before state
-// says it runs, and only state is shared with the check.
+// The check sets its fields before arming it. Then only its starter
+// writes it, on the clock's goroutine or, for a probe with a fault
+// queued, the check's: slotHeld, timeout, ctx and cancel before state
+// says it runs, base and prober after; only state is shared with the
+// check until the result, which carries base back to the check.
 type plannedProbe struct {
 	state atomic.Int32
 	// due is when the probe is planned to start, its jitter included.
@@ -91,8 +93,12 @@ func (p *plannedProbe) fire() {
 }
 
 // start runs the probe on a worker now, or once the start limiter's slot
-// for it comes.
+// for it comes. It takes the check's timeout as the probe starts, so a
+// new timeout needs no new plan.
 func (p *plannedProbe) start() {
+	if !p.armed() {
+		return
+	}
 	if !p.slotHeld {
 		now := time.Now()
 		if wait := p.env.limiter.reserve(now); wait > 0 {
@@ -101,6 +107,15 @@ func (p *plannedProbe) start() {
 			return
 		}
 	}
+	p.timeout = p.rec.timing().timeout
+	p.ctx, p.cancel = context.WithTimeout(context.Background(), p.timeout)
+	if !p.state.CompareAndSwap(planArmed, planRunning) {
+		p.cancel() // dropped meanwhile
+		return
+	}
+
+	// It runs: nothing it takes now, a fault or a built prober, is lost
+	// to a probe that never runs.
 	if p.base == nil {
 		p.base = p.build()
 	}
@@ -109,18 +124,13 @@ func (p *plannedProbe) start() {
 		messages.FaultSlow, messages.FaultFlap); f != "" {
 		p.prober = faultyProber{next: p.base, fault: f, flapOK: ok}
 	}
-	p.ctx, p.cancel = context.WithTimeout(context.Background(), p.timeout)
-	if !p.state.CompareAndSwap(planArmed, planRunning) {
-		p.cancel() // dropped meanwhile
-		return
-	}
 	p.env.workers.run(p.run)
 }
 
 // build builds the check's prober for its first probe: as it starts, not
 // as it is configured, so that applying a fleet's configs builds none.
 // A prober that cannot be built, or whose builder panics (on the
-// clock's goroutine, which a panic would take down with the process), is
+// clock's goroutine, a panic would take down the process), is
 // replaced by one that reports why on every probe, instead of the check
 // silently never running.
 func (p *plannedProbe) build() (pr Prober) {

@@ -19,9 +19,6 @@ type checkRecord struct {
 	// named is the number of the latest update that named the check; the
 	// manager alone uses it, on its goroutine.
 	named uint64
-	// seq numbers the ticks and probes of every incarnation, so that one
-	// never mistakes an earlier incarnation's message for its own.
-	seq atomic.Uint64
 
 	mu       sync.Mutex
 	cfg      messages.Config

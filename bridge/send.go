@@ -48,6 +48,7 @@ func (hc *healthCall) busy() func(uint64) bool {
 // No check is in both calls at once, so the Engine never hears a check's
 // older status after its newer.
 func (e *edge) send() {
+	defer e.storePending()
 	if e.sendTimer != nil || e.pending.len() == 0 {
 		return
 	}
@@ -64,7 +65,6 @@ func (e *edge) send() {
 			e.rush = e.startHealthState(batch, 0)
 		}
 	}
-	e.storePending()
 }
 
 // storePending sets EdgeStats.Pending: the statuses queued and those in

@@ -69,6 +69,10 @@ func TestEdgeChangeDoesNotWaitBehindRefreshes(t *testing.T) {
 	if got := engine.lastStatus()[2]; got != "refresh 2" {
 		t.Errorf("check 2: the Engine heard %q, want %q", got, "refresh 2")
 	}
+	// Nothing is left pending once the Engine has it all.
+	waitUntil(t, "no statuses pending", func() bool {
+		return h.stats.Pending.Load() == 0
+	})
 }
 
 // A queue take leaves the checks it is told are busy queued, in their

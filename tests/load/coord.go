@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,16 +118,17 @@ func (c *coord) runDesign(d string, rep *report) error {
 			return err
 		}
 		rep.Supervisor = dr
-		rep.Notify = c.notifyLatency(dr.Latency)
+		rep.Notify = c.notifyLatency(dr.Latency, nil)
 	default:
 		var dr designResult
 		if err := c.runChild(roleInproc, &dr); err != nil {
 			return err
 		}
 		rep.Supervisor = &dr
-		rep.Notify = c.notifyLatency(dr.Latency)
+		rep.Notify = c.notifyLatency(dr.Latency, dr.SplitLatency)
 		if c.split != nil {
 			rep.NotifySplit = c.pipelineLatency(c.split.receipts, dr.SplitLatency)
+			rep.SplitError = dr.SplitError
 		}
 	}
 	if err := c.restoreVictims(); err != nil {
@@ -270,9 +272,16 @@ type notifyResult struct {
 	Pipeline, Total quantiles
 }
 
-func (c *coord) notifyLatency(lp *latencyProbes) *notifyResult {
+// notifyLatency is the latency of the phase lp, from the Engine's
+// receipts before next, the phase after, if any: the Engine hears of the
+// next phase's failures too.
+func (c *coord) notifyLatency(lp, next *latencyProbes) *notifyResult {
 	if lp == nil {
 		return nil
+	}
+	before := int64(math.MaxInt64)
+	if next != nil {
+		before = next.FailAt
 	}
 	nr := &notifyResult{Victims: lp.Want}
 	var pipe, total hist
@@ -282,7 +291,7 @@ func (c *coord) notifyLatency(lp *latencyProbes) *notifyResult {
 			if !c.spec.isVictim(i) {
 				continue
 			}
-			if at := c.heard.first(checkID(i), lp.FailAt); at != 0 {
+			if at := c.heard.first(checkID(i), lp.FailAt, before); at != 0 {
 				nr.Received++
 				total.add(time.Duration(at - lp.FailAt))
 			}
@@ -292,7 +301,7 @@ func (c *coord) notifyLatency(lp *latencyProbes) *notifyResult {
 	}
 	nr.Seen = len(lp.Victims)
 	for id, end := range lp.Victims {
-		at := c.heard.first(id, end)
+		at := c.heard.first(id, end, before)
 		if at == 0 {
 			continue
 		}
@@ -307,6 +316,13 @@ func (c *coord) notifyLatency(lp *latencyProbes) *notifyResult {
 // pipelineLatency is notifyLatency's pipeline for the Engine whose
 // receipts heard holds, from the same failed probes; nil when the run
 // measured none.
+// heardAll reports whether the Engine heard of every failure the
+// supervisor's probes saw: a latency of the others alone would leave out
+// the slowest.
+func (n *notifyResult) heardAll() bool {
+	return n.Pipeline.N > 0 && n.Received == n.Seen
+}
+
 func (c *coord) pipelineLatency(heard *receipts, lp *latencyProbes) *notifyResult {
 	if lp == nil || lp.Victims == nil {
 		return nil
@@ -314,7 +330,7 @@ func (c *coord) pipelineLatency(heard *receipts, lp *latencyProbes) *notifyResul
 	nr := &notifyResult{Victims: lp.Want, Seen: len(lp.Victims)}
 	var pipe hist
 	for id, end := range lp.Victims {
-		if at := heard.first(id, end); at != 0 {
+		if at := heard.first(id, end, math.MaxInt64); at != 0 {
 			nr.Received++
 			pipe.add(time.Duration(at - end))
 		}

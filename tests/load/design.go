@@ -30,8 +30,10 @@ type designResult struct {
 	Apply        *applyResult   `json:",omitempty"`
 	Latency      *latencyProbes `json:",omitempty"`
 	// SplitLatency is the latency phase again, through the split
-	// deployment's proxy; nil when it was not measured.
+	// deployment's proxy; nil when it was not measured, and SplitError
+	// then says why, if it was to be.
 	SplitLatency *latencyProbes  `json:",omitempty"`
+	SplitError   string          `json:",omitempty"`
 	Server       *processDetails `json:",omitempty"`
 }
 

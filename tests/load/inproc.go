@@ -169,9 +169,13 @@ func (p *inproc) run() (designResult, error) {
 
 	progress("supervisor: failing %d backends", s.Victims)
 	res.Latency = p.latency()
-	if p.s.Proxy != "" {
+	if p.s.Proxy != "" && s.victimCount() > 0 {
 		progress("supervisor: failing them again, with the split deployment's proxy")
-		res.SplitLatency = p.splitLatency()
+		var err error
+		if res.SplitLatency, err = p.splitLatency(); err != nil {
+			res.SplitError = err.Error()
+			progress("supervisor: the split deployment not measured: %v", err)
+		}
 	}
 	progress("supervisor: changing 10%% of the configs, then removing all")
 	if err := p.change(res.Apply); err != nil {
@@ -227,28 +231,28 @@ func (p *inproc) latency() *latencyProbes {
 // splitLatency measures the latency phase again with the split
 // deployment's proxy running (see split.go): it restores the victims'
 // backends, waits until their checks are healthy again, starts the
-// proxy and fails the backends anew. It is a phase of its own so that
-// neither measure carries the other's load.
-func (p *inproc) splitLatency() *latencyProbes {
+// proxy and fails the backends anew. It is a phase of its own, so that
+// the in-process measure carries none of the proxy's load. It returns
+// why it measured nothing, if so.
+func (p *inproc) splitLatency() (*latencyProbes, error) {
 	s := p.s
-	if s.Proxy == "" || s.victimCount() == 0 {
-		return nil
-	}
 	if err := controlBackends(s.Control, "restore", victimListeners(s)); err != nil {
-		fmt.Fprintf(os.Stderr, "hcload: %v\n", err)
-		return nil
+		return nil, err
 	}
 	if err := p.waitVictimsHealthy(time.Now().Add(2*s.Interval + s.Timeout)); err != nil {
-		fmt.Fprintf(os.Stderr, "hcload: %v\n", err)
-		return nil
+		return nil, err
 	}
 	split, err := startSplitProxy(s, p.tel, p.proxy)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "hcload: %v\n", err)
-		return nil
+		return nil, err
 	}
 	defer split.stop()
-	return p.latency()
+	lp := p.latency()
+	split.drain(time.Now().Add(splitDrainTimeout))
+	if lp == nil {
+		return nil, errors.New("the backends could not be failed")
+	}
+	return lp, nil
 }
 
 // victimListeners returns the indexes of the TCP listeners the latency

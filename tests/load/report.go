@@ -29,7 +29,9 @@ type report struct {
 	// NotifySplit is the same failures' pipeline through the split
 	// deployment, or nil when it was not measured.
 	NotifySplit *notifyResult `json:",omitempty"`
-	JSONHop     jsonHop
+	// SplitError says why the split deployment was not measured.
+	SplitError string `json:",omitempty"`
+	JSONHop    jsonHop
 }
 
 func newReport(o options) *report {
@@ -330,7 +332,7 @@ func (r *report) notifyRows() []row {
 			cells: [4]string{na, na, na, fmt.Sprintf("%s / %s",
 				ms(n.Pipeline.P50), ms(n.Pipeline.P99))},
 			target:  "p99 ≤ " + ms(target),
-			verdict: verdict(n.Pipeline.N > 0 && n.Pipeline.P99 <= target),
+			verdict: verdict(n.heardAll() && n.Pipeline.P99 <= target),
 		}
 		if n.Pipeline.N == 0 {
 			p.cells[3], p.verdict = "not measured in this mode", ""
@@ -346,15 +348,21 @@ func (r *report) notifyRows() []row {
 	// The split deployment may add a batch's JSON hop, 10µs a
 	// notification by its own target.
 	splitTarget := target + hopBatch*10*time.Microsecond
-	if n := r.NotifySplit; n != nil {
-		rows = append(rows, row{
-			figure: fmt.Sprintf("notification, failed probe → Engine, split "+
-				"(healthcheck-proxy), p50 / p99 (%d of %d)", n.Received, n.Victims),
-			cells: [4]string{na, na, na, fmt.Sprintf("%s / %s",
-				ms(n.Pipeline.P50), ms(n.Pipeline.P99))},
-			target:  "p99 ≤ " + ms(splitTarget) + " (" + ms(target) + " and a batch's JSON hop)",
-			verdict: verdict(n.Pipeline.N > 0 && n.Pipeline.P99 <= splitTarget),
-		})
+	split := row{
+		figure: "notification, failed probe → Engine, split (healthcheck-proxy), p50 / p99",
+		target: "p99 ≤ " + ms(splitTarget) + " (" + ms(target) + " and a batch's JSON hop)",
+	}
+	switch n := r.NotifySplit; {
+	case n != nil:
+		split.figure += fmt.Sprintf(" (%d of %d)", n.Received, n.Victims)
+		split.cells = [4]string{na, na, na, fmt.Sprintf("%s / %s",
+			ms(n.Pipeline.P50), ms(n.Pipeline.P99))}
+		split.verdict = verdict(n.heardAll() && n.Pipeline.P99 <= splitTarget)
+		rows = append(rows, split)
+	case r.SplitError != "":
+		split.cells = [4]string{na, na, na, "not measured: " + r.SplitError}
+		split.verdict = verdict(false)
+		rows = append(rows, split)
 	}
 	h := r.JSONHop
 	rows = append(rows, row{

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"sync"
@@ -24,7 +25,9 @@ import (
 // simulated Engine of the coordinator's that serves the same checks; the
 // failed probes then reach that Engine through the socket and the proxy.
 // The proxy runs in no other phase, so it costs the supervisor's other
-// figures nothing.
+// figures nothing; the in-process bridge runs on in the split phase,
+// which a split deployment would not have, so the phase carries the
+// load of both.
 
 // splitReadyTimeout bounds the wait for the proxy to connect and send its
 // configs. Then, before the backends fail, the proxy is given time to
@@ -32,19 +35,28 @@ import (
 // to pass every check's status on to its Engine, which at 100,000 checks
 // keeps it busy for seconds (a latency phase begun 5s after it connected
 // measured that work, not the pipeline: p99 134ms against 105ms). It has
-// settled once it uses under splitIdleShare of a core for a
-// splitIdleWindow, at most splitSettleTimeout after it connected.
+// settled once its Engine has every status it holds and it uses under
+// splitIdleShare of a core for a splitIdleWindow, at most
+// splitSettleTimeout after it connected. At the phase's end the proxy
+// is stopped only once its Engine has every status it holds, or after
+// splitDrainTimeout.
 const (
 	splitReadyTimeout  = 30 * time.Second
 	splitSettleTimeout = time.Minute
 	splitIdleWindow    = time.Second
 	splitIdleShare     = 0.2
+	splitDrainTimeout  = 30 * time.Second
 )
+
+// splitMetricsAddr is where the split proxy serves /metrics: an address
+// of the run's own, inside 127.0.0.0/8.
+const splitMetricsAddr = "127.78.0.2:10259"
 
 // splitProxy is bin/healthcheck-proxy running under the supervisor's
 // child.
 type splitProxy struct {
-	cmd *exec.Cmd
+	cmd    *exec.Cmd
+	client *http.Client
 }
 
 // startSplitProxy starts the proxy and waits until the manager has its
@@ -60,13 +72,15 @@ func startSplitProxy(s *spec, tel *actors.Telemetry,
 		"-engine_socket", s.SplitEngine,
 		"-server_socket", s.ProxySocket,
 		"-fetch_interval", "1h",
-		"-metrics_addr", "",
+		"-metrics_addr", splitMetricsAddr,
 		"-log_level", "warn")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// The proxy ends with this process, however it ends.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", s.Proxy, err)
 	}
-	sp := &splitProxy{cmd: cmd}
+	sp := &splitProxy{cmd: cmd, client: &http.Client{Timeout: 5 * time.Second}}
 	deadline := time.Now().Add(splitReadyTimeout)
 	for stats.Clients.Load() == 0 ||
 		managerMessages(reg, "messages.UpdateConfigs") == updates ||
@@ -95,12 +109,35 @@ func (sp *splitProxy) settle(deadline time.Time) bool {
 		if now, err = procCPU(pid); err != nil {
 			break
 		}
-		if float64(now-last) < splitIdleShare*float64(splitIdleWindow) {
+		idle := float64(now-last) < splitIdleShare*float64(splitIdleWindow)
+		if idle && sp.pending() == 0 {
 			return true
 		}
 		last = now
 	}
 	return false
+}
+
+// pending returns how many statuses the proxy holds that its Engine has
+// not confirmed, or -1 when its /metrics does not answer.
+func (sp *splitProxy) pending() float64 {
+	sc, err := scrapeMetrics(sp.client, "http://"+splitMetricsAddr+"/metrics")
+	if err != nil {
+		return -1
+	}
+	v, ok := sc.values["hc_engine_pending_statuses"]
+	if !ok {
+		return -1
+	}
+	return v
+}
+
+// drain waits until the proxy's Engine has every status the proxy holds,
+// or deadline, so that no notification is cut off by the proxy's stop.
+func (sp *splitProxy) drain(deadline time.Time) {
+	for sp.pending() != 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // stop stops the proxy with SIGTERM, as its supervisor would.
@@ -192,12 +229,12 @@ func (r *receipts) onNotify(n bridge.Notification) {
 }
 
 // first returns when the Engine first heard that check id was unhealthy
-// at or after t, in Unix nanoseconds, or 0.
-func (r *receipts) first(id uint64, t int64) int64 {
+// at or after t and before end, in Unix nanoseconds, or 0.
+func (r *receipts) first(id uint64, t, end int64) int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, at := range r.unhealthy[id] {
-		if at >= t {
+		if at >= t && at < end {
 			return at
 		}
 	}
