@@ -303,6 +303,7 @@ func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 		return
 	}
 	configs, over := m.bounded(msg.Configs)
+	m.reserve(len(configs))
 	// Every record the update names is marked with its number; the
 	// others are removed after.
 	m.updates++
@@ -345,6 +346,22 @@ func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 		Int("checks", len(m.records)).Msg("configs_applied")
 	m.answerUpdate(c, over)
 }
+
+// reserve sizes the maps of checks for n of them when they are empty,
+// as on the first fetch, so that adding them does not grow each map
+// step by step (at 100,000 checks that was a tenth of the apply).
+func (m *manager) reserve(n int) {
+	if len(m.records) > 0 || len(m.pids) > 0 || n < reserveAtLeast {
+		return
+	}
+	m.mu.Lock()
+	m.records = make(map[uint64]*checkRecord, n)
+	m.mu.Unlock()
+	m.pids = make(map[uint64]*actor.PID, n)
+}
+
+// reserveAtLeast is the smallest update reserve sizes the maps for.
+const reserveAtLeast = 1024
 
 // answerUpdate tells an update's sender, if any, which configs the
 // manager rejected.

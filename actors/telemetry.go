@@ -433,7 +433,10 @@ func (t *Telemetry) checkerChanged(from, to messages.CheckerType) {
 }
 
 func (t *Telemetry) configuredCount(checker messages.CheckerType) *atomic.Int64 {
-	c, _ := t.configured.LoadOrStore(checker, &atomic.Int64{})
+	c, ok := t.configured.Load(checker)
+	if !ok {
+		c, _ = t.configured.LoadOrStore(checker, &atomic.Int64{})
+	}
 	return c.(*atomic.Int64)
 }
 
