@@ -201,23 +201,29 @@ func typeName(msg any) string {
 	return strings.TrimLeft(fmt.Sprintf("%T", msg), "*")
 }
 
-// Wrap adds measurement to props of one actor of the given kind: a
-// mailbox middleware and a receiver middleware. Each spawn needs props
-// of its own. Wrap on a nil Telemetry returns props as they are.
+// Wrap adds measurement to props of one actor of the given kind: its
+// mailbox, whose depth it reads, and a receiver middleware. Each spawn
+// needs props of its own. Wrap on a nil Telemetry returns props as they
+// are.
 func (t *Telemetry) Wrap(kind string, props *actor.Props) *actor.Props {
+	return t.wrapWith(kind, props, actor.Unbounded())
+}
+
+// wrapWith is Wrap for an actor whose mailbox comes from mailbox.
+func (t *Telemetry) wrapWith(kind string, props *actor.Props,
+	mailbox actor.MailboxProducer) *actor.Props {
 	if t == nil {
 		return props
 	}
 	st := &actorStat{kind: kind}
 	k := t.kind(kind)
-	unbounded := actor.Unbounded()
 	return props.Configure(
 		// NOTE: the depth is read from the mailbox when asked for, rather
 		// than counted by a mailbox middleware: that cost two atomic adds
 		// on the actor's own cache line per message, which at 100,000
 		// checks is mostly a cache miss each (tests/load).
 		actor.WithMailbox(func() actor.Mailbox {
-			st.mailbox = unbounded()
+			st.mailbox = mailbox()
 			return st.mailbox
 		}),
 		actor.WithReceiverMiddleware(t.middleware(st, k)),

@@ -28,7 +28,9 @@ type inproc struct {
 	tel *actors.Telemetry
 	// proxy counts the JSON-lines socket's clients, when it serves one.
 	proxy *actors.ProxyStats
-	// cfgs is the configured set; changed the set after the 10% change.
+	// cfgs is the configured set; changed the set after the 10% change,
+	// made when the change is (a server holds no second set while it
+	// applies the first, so neither does the harness).
 	cfgs, changed []messages.Config
 }
 
@@ -38,13 +40,6 @@ func runInproc() error {
 		return err
 	}
 	p := &inproc{s: s, rec: newRecorder(s), cfgs: s.configs()}
-	p.changed = make([]messages.Config, s.N)
-	for i := range p.changed {
-		p.changed[i] = p.cfgs[i]
-		if i%10 == 0 {
-			p.changed[i] = s.config(i, 1)
-		}
-	}
 	if err := p.start(); err != nil {
 		return err
 	}
@@ -296,6 +291,13 @@ func (p *inproc) change(a *applyResult) error {
 	before, err := p.status()
 	if err != nil {
 		return err
+	}
+	p.changed = make([]messages.Config, p.s.N)
+	for i := range p.changed {
+		p.changed[i] = p.cfgs[i]
+		if i%10 == 0 {
+			p.changed[i] = p.s.config(i, 1)
+		}
 	}
 	stopProfile := startCPUProfile(p.s, "supervisor-change")
 	defer stopProfile()
