@@ -45,9 +45,10 @@ type steadyResult struct {
 	CPU        time.Duration
 	CPUPer1000 time.Duration
 	// Backends is the backends' CPU in the window; MachineBusy the share
-	// of all CPUs busy, other processes' included.
-	Backends    time.Duration
-	MachineBusy float64
+	// of all CPUs busy, other processes' included; MachineSteal the share
+	// the host stole.
+	Backends                  time.Duration
+	MachineBusy, MachineSteal float64
 	// Lag is the start lag against each design's own plan.
 	Lag quantiles
 	// Runtime is what the Go runtime saw in the window.

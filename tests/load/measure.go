@@ -50,13 +50,15 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * clockTick, nil
 }
 
-// machineCPU returns the time all CPUs together spent busy and in total
-// since boot, from /proc/stat: busy over total in a window is how loaded
-// the whole machine was, other processes included.
-func machineCPU() (busy, total time.Duration) {
+// machineCPU returns the time all CPUs together spent busy, stolen and
+// in total since boot, from /proc/stat: busy over total in a window is
+// how loaded the whole machine was, other processes included; stolen
+// (counted in busy) is the time a virtual machine's CPUs were ready but
+// its host ran something else.
+func machineCPU() (busy, steal, total time.Duration) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal
@@ -67,21 +69,43 @@ func machineCPU() (busy, total time.Duration) {
 		if i != 3 && i != 4 && i < 8 { // not idle, not iowait, not guest
 			busy += d
 		}
+		if i == 7 {
+			steal = d
+		}
 	}
-	return busy, total
+	return busy, steal, total
+}
+
+// stealMeter measures the share of all CPUs' time stolen by the host
+// from its start to each read.
+type stealMeter struct{ steal, total time.Duration }
+
+func startSteal() stealMeter {
+	_, steal, total := machineCPU()
+	return stealMeter{steal, total}
+}
+
+func (m stealMeter) share() float64 {
+	_, steal, total := machineCPU()
+	if total <= m.total {
+		return 0
+	}
+	return float64(steal-m.steal) / float64(total-m.total)
 }
 
 // cpuMeter measures one window's CPU: this process's, the backends', and
 // the whole machine's.
 type cpuMeter struct {
 	self, backends, busy, total time.Duration
+	steal                       stealMeter
 	pid                         int
 }
 
 func startCPU(backendsPID int) cpuMeter {
 	m := cpuMeter{self: cpuTime(), pid: backendsPID}
 	m.backends, _ = procCPU(backendsPID)
-	m.busy, m.total = machineCPU()
+	m.busy, _, m.total = machineCPU()
+	m.steal = startSteal()
 	return m
 }
 
@@ -89,8 +113,9 @@ func startCPU(backendsPID int) cpuMeter {
 type windowCPU struct {
 	// Self is this process's CPU time; Backends the backends'.
 	Self, Backends time.Duration
-	// MachineBusy is the share of all CPUs' time that was busy.
-	MachineBusy float64
+	// MachineBusy is the share of all CPUs' time that was busy;
+	// MachineSteal the share the host stole (within MachineBusy).
+	MachineBusy, MachineSteal float64
 }
 
 func (m cpuMeter) stop() windowCPU {
@@ -98,10 +123,11 @@ func (m cpuMeter) stop() windowCPU {
 	if b, err := procCPU(m.pid); err == nil {
 		w.Backends = b - m.backends
 	}
-	busy, total := machineCPU()
+	busy, _, total := machineCPU()
 	if total > m.total {
 		w.MachineBusy = float64(busy-m.busy) / float64(total-m.total)
 	}
+	w.MachineSteal = m.steal.share()
 	return w
 }
 

@@ -120,6 +120,7 @@ func steadyWindow(s *spec, rec *recorder, name string,
 	stopProfile()
 	res.Window, res.CPU = window, cpu
 	res.Backends, res.MachineBusy = used.Backends, used.MachineBusy
+	res.MachineSteal = used.MachineSteal
 	res.Runtime = rt
 	res.Probes = rec.starts.Load() - starts0
 	res.Failures = rec.fails.Load() - fails0

@@ -21,6 +21,9 @@ type report struct {
 	BatchDelay time.Duration
 	LoadBefore string
 	LoadAfter  string
+	// Steal is the share of all CPUs' time the host stole during the run.
+	Steal float64
+	steal stealMeter
 
 	Floor      *floorResult  `json:",omitempty"`
 	Naive      *designResult `json:",omitempty"`
@@ -44,6 +47,7 @@ func newReport(o options) *report {
 		Interval:   o.interval,
 		BatchDelay: o.batchDelay,
 		LoadBefore: loadAverage(),
+		steal:      startSteal(),
 	}
 }
 
@@ -70,9 +74,10 @@ func (r *report) print(w io.Writer) {
 		closing = "reset (-tcp_reset_close)"
 	}
 	fmt.Fprintf(w, "run: N=%d checks every %v, supervisor %s; backends %s; "+
-		"%d victim checks; probes close with %s; load average %s before, %s after\n\n",
+		"%d victim checks; probes close with %s; load average %s before, %s after; "+
+		"CPU time stolen by the host %s\n\n",
 		r.N, r.Interval, r.Mode, r.Listeners, r.Victims, closing,
-		r.LoadBefore, r.LoadAfter)
+		r.LoadBefore, r.LoadAfter, percent(r.Steal))
 	fmt.Fprintln(w, "| figure | floor, paced | floor, tight | naive | supervisor | target (N=100,000) | |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, x := range r.rows() {
@@ -188,11 +193,14 @@ func (r *report) costRows() []row {
 			}),
 	}
 	busy := row{
-		figure: "machine busy during the window, all processes",
+		figure: "machine busy during the window, all processes (stolen by the host)",
 		cells: r.cells(
-			func(f floorRun) string { return fmt.Sprintf("%.0f%%", 100*f.MachineBusy) },
+			func(f floorRun) string {
+				return fmt.Sprintf("%.0f%% (%s)", 100*f.MachineBusy, percent(f.MachineSteal))
+			},
 			func(d *designResult) string {
-				return fmt.Sprintf("%.0f%%", 100*d.Steady.MachineBusy)
+				return fmt.Sprintf("%.0f%% (%s)", 100*d.Steady.MachineBusy,
+					percent(d.Steady.MachineSteal))
 			}),
 	}
 	ratio := row{figure: "CPU per probe vs floor, paced / tight", cells: [4]string{na, na, na, na},
@@ -462,4 +470,9 @@ func pct(cpu, window time.Duration, cpus int) string {
 		return na
 	}
 	return fmt.Sprintf("%.0f%%", 100*cpu.Seconds()/window.Seconds()/float64(cpus))
+}
+
+// percent formats a share as a percentage with one decimal, e.g. "0.4%".
+func percent(share float64) string {
+	return fmt.Sprintf("%.1f%%", 100*share)
 }
