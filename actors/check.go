@@ -104,15 +104,8 @@ func (*probeDone) IgnoreDeadLetterLogging() {}
 func newCheckProps(rec *checkRecord, env *checkEnv) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &checkActor{rec: rec, env: env}
-	}, actor.WithDispatcher(checkDispatcher), actor.WithMailbox(checkMailbox))
+	}, actor.WithDispatcher(checkDispatcher))
 }
-
-// checkMailbox makes a check's mailbox. A check receives about one
-// message a probe, so its mailbox is the library's linked queue, which
-// allocates a node per message but holds two small objects while idle,
-// rather than the default ring of ten slots: about 230 bytes less a
-// check, 23 MB at 100,000 for the collector to mark (BenchmarkApply).
-var checkMailbox = actor.UnboundedLockfree()
 
 // Receive handles one message.
 func (a *checkActor) Receive(c actor.Context) {

@@ -464,7 +464,7 @@ func (m *manager) removeUnnamed(c actor.Context) int {
 func (m *manager) spawn(c actor.Context, rec *checkRecord) {
 	name := strconv.FormatUint(rec.id, 10)
 	pid, err := c.SpawnNamed(
-		m.cfg.Telemetry.wrapWith("check", newCheckProps(rec, m.env), checkMailbox), name)
+		m.cfg.Telemetry.Wrap("check", newCheckProps(rec, m.env)), name)
 	switch {
 	case errors.Is(err, actor.ErrNameExists):
 		// handleTerminated spawns it once the old child is gone.
