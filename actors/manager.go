@@ -349,7 +349,8 @@ func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 
 // reserve sizes the maps of checks for n of them when they are empty,
 // as on the first fetch, so that adding them does not grow each map
-// step by step (at 100,000 checks that was a tenth of the apply).
+// step by step (about 7% of the manager's CPU for 100,000 adds in
+// BenchmarkApply's profile).
 func (m *manager) reserve(n int) {
 	if len(m.records) > 0 || len(m.pids) > 0 || n < reserveAtLeast {
 		return
