@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -82,12 +81,23 @@ func startSplitProxy(s *spec, tel *actors.Telemetry,
 	}
 	sp := &splitProxy{cmd: cmd, client: &http.Client{Timeout: 5 * time.Second}}
 	deadline := time.Now().Add(splitReadyTimeout)
-	for stats.Clients.Load() == 0 ||
-		managerMessages(reg, "messages.UpdateConfigs") == updates ||
-		managerMessages(reg, "messages.RequestStatus") == statuses {
+	for {
+		missing := ""
+		switch {
+		case stats.Clients.Load() == 0:
+			missing = "connected"
+		case managerMessages(reg, "messages.UpdateConfigs") == updates:
+			missing = "sent its configs"
+		case managerMessages(reg, "messages.RequestStatus") == statuses:
+			missing = "asked for every status"
+		}
+		if missing == "" {
+			break
+		}
 		if time.Now().After(deadline) {
 			sp.stop()
-			return nil, errors.New("the split proxy never connected and sent its configs")
+			return nil, fmt.Errorf("the split proxy had not %s after %v",
+				missing, splitReadyTimeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
