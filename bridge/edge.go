@@ -43,8 +43,9 @@ type EdgeConfig struct {
 	// RetryDelay is the wait before retrying a failed fetch or HealthState
 	// call. Default 2s.
 	RetryDelay time.Duration
-	// MaxFailures is how many consecutive HealthState failures make the
-	// bridge alarm: it logs an error, backs off exponentially up to
+	// MaxFailures is how many failed rounds of HealthState calls in a row
+	// (the calls failing in one round count once) make the bridge alarm:
+	// it logs an error, backs off exponentially up to
 	// MaxBackoff (default 1m), and once the Engine answers again it sends
 	// every check's status. Default 10.
 	MaxFailures int
@@ -64,7 +65,8 @@ type EdgeConfig struct {
 type EdgeStats struct {
 	Fetches, FetchErrors         atomic.Uint64
 	HealthStates, HealthStateErr atomic.Uint64
-	// Pending is the number of statuses waiting for the Engine.
+	// Pending is the number of statuses the Engine has not confirmed:
+	// queued, or in a call in flight.
 	Pending atomic.Int64
 	// LastFetch is the Unix time in nanoseconds of the last good fetch.
 	LastFetch atomic.Int64
@@ -146,7 +148,7 @@ type edge struct {
 	// send.
 	main, rush *healthCall
 	sendTimer  *timer
-	// failures counts consecutive failed HealthState calls.
+	// failures counts failed rounds of HealthState calls in a row.
 	failures int
 	// skipped holds the IDs of the last fetch's checks that cannot run.
 	skipped map[uint64]bool
@@ -197,7 +199,6 @@ func (e *edge) Receive(c actor.Context) {
 		} else {
 			e.pending.add(m.Notifications)
 		}
-		e.storePending()
 		e.send()
 	case *messages.InjectFault:
 		e.sufferFault(c, m)
@@ -368,7 +369,6 @@ func (e *edge) resendAll(c actor.Context) {
 		}
 		known := e.guard.answered(sr.Statuses)
 		e.pending.addOlder(known)
-		e.storePending()
 		e.send()
 	})
 }

@@ -15,9 +15,10 @@ var (
 	callErrorsDesc = prometheus.NewDesc("hc_engine_call_errors_total",
 		"Failed RPC calls to the Seesaw Engine, by method.", []string{"method"}, nil)
 	pendingDesc = prometheus.NewDesc("hc_engine_pending_statuses",
-		"Statuses waiting for the Engine.", nil, nil)
+		"Statuses the Engine has not confirmed: queued, or in a call in flight.", nil, nil)
 	unreachableDesc = prometheus.NewDesc("hc_engine_unreachable",
-		"1 while max_failures or more HealthState calls in a row failed.", nil, nil)
+		"1 while max_failures or more rounds of HealthState calls in a row failed.",
+		nil, nil)
 	lastFetchDesc = prometheus.NewDesc("hc_engine_last_fetch_timestamp_seconds",
 		"When configs were last fetched from the Engine; 0 before the first.",
 		nil, nil)

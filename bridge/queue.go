@@ -92,7 +92,8 @@ func (q *statusQueue) putBackLane(order []uint64, batch []messages.CheckStatus,
 // busy reports true for (busy may be nil) is left queued, in its place.
 func (q *statusQueue) take(n, refreshN int, busy func(uint64) bool) (
 	out []messages.CheckStatus, refreshes int) {
-	out = make([]messages.CheckStatus, 0, min(n, q.len()))
+	out = make([]messages.CheckStatus, 0,
+		min(n, len(q.changes)+min(refreshN, len(q.refreshes))))
 	q.changes = q.takeLane(q.changes, true, n, busy, &out)
 	changes := len(out)
 	q.refreshes = q.takeLane(q.refreshes, false, min(n, refreshN), busy, &out)

@@ -114,24 +114,32 @@ func (e *edge) handleSent(c actor.Context, m *sent) {
 		e.handleSendFailed(hc, m.err)
 		return
 	}
+	if e.sendTimer != nil {
+		// The other call of this round failed while this one was in
+		// flight. The Engine answers, so after the first failed round
+		// the retry goes at once. After more, the batch that failed may
+		// be what the Engine cannot take: the retry waits, and the
+		// failures still count, or such a batch would be sent again
+		// each time the other call succeeds and never raise the alarm.
+		if e.failures == 1 {
+			e.sendTimer.stop()
+			e.sendTimer = nil
+		}
+		e.send()
+		return
+	}
 	if e.failures >= e.cfg.MaxFailures {
 		e.log.Warn().Int("failed_calls", e.failures).Msg("engine_recovered")
 		e.resendAll(c)
 	}
 	e.failures = 0
 	e.cfg.Stats.Unreachable.Store(false)
-	// The other call failed while this one was in flight: the Engine
-	// answers, so its retry need not wait.
-	if e.sendTimer != nil {
-		e.sendTimer.stop()
-		e.sendTimer = nil
-	}
 	e.send()
 }
 
 // handleSendFailed puts the failed call's batch back behind newer
 // statuses and retries it later: after RetryDelay at first, then with
-// exponential backoff once MaxFailures calls in a row have failed. A
+// exponential backoff once MaxFailures rounds in a row have failed. A
 // call still in flight may end meanwhile; no other starts until the
 // retry. Two calls failing in one round count as one failure.
 func (e *edge) handleSendFailed(hc *healthCall, err error) {
@@ -141,6 +149,7 @@ func (e *edge) handleSendFailed(hc *healthCall, err error) {
 	if e.sendTimer != nil {
 		// The other call of the same round failed first: one failure
 		// of the Engine, counted once, with one retry.
+		e.log.Debug().Err(err).Msg("health_state_failed_in_the_same_round")
 		return
 	}
 	e.failures++

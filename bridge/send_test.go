@@ -21,27 +21,60 @@ func (e *heldEngine) lastStatus() map[uint64]string {
 	return out
 }
 
+// heldStateCalls holds the HealthState calls whose numbers (from 0) it
+// is made with until the test releases them (each once, and all at the
+// test's end).
+type heldStateCalls struct {
+	gates map[int]chan struct{}
+	once  map[int]*sync.Once
+}
+
+func holdStateCalls(t *testing.T, calls ...int) *heldStateCalls {
+	hs := &heldStateCalls{gates: make(map[int]chan struct{}),
+		once: make(map[int]*sync.Once)}
+	for _, n := range calls {
+		hs.gates[n], hs.once[n] = make(chan struct{}), &sync.Once{}
+	}
+	t.Cleanup(func() {
+		for _, n := range calls {
+			hs.release(n)
+		}
+	})
+	return hs
+}
+
+// hold is heldEngine.hold.
+func (hs *heldStateCalls) hold(rpc string, n int) <-chan struct{} {
+	if rpc != rpcState {
+		return nil
+	}
+	if gate, ok := hs.gates[n]; ok {
+		return gate
+	}
+	return nil
+}
+
+func (hs *heldStateCalls) release(n int) {
+	hs.once[n].Do(func() { close(hs.gates[n]) })
+}
+
+// notify sends the edge statuses, as the manager's notifier would.
+func (h *edgeHarness) notify(periodic bool, statuses ...messages.CheckStatus) {
+	h.sys.Root.Send(h.edge, &messages.NotificationBatch{
+		Notifications: statuses, Periodic: periodic,
+	})
+}
+
 // A state change does not wait for a call that carries the periodic
 // status: it goes in a call of its own, unless that call carries the
 // same check, whose change then follows it, so that the Engine ends
 // with the newest status of every check.
 func TestEdgeChangeDoesNotWaitBehindRefreshes(t *testing.T) {
-	gate := make(chan struct{})
-	engine := &heldEngine{hold: func(rpc string, n int) <-chan struct{} {
-		if rpc == rpcState && n == 0 {
-			return gate
-		}
-		return nil
-	}}
+	held := holdStateCalls(t, 0)
+	engine := &heldEngine{hold: held.hold}
 	h := startEdge(t, engine, &fakeManager{}, nil)
-	var open sync.Once
-	release := func() { open.Do(func() { close(gate) }) }
-	t.Cleanup(release)
-	send := func(periodic bool, statuses ...messages.CheckStatus) {
-		h.sys.Root.Send(h.edge, &messages.NotificationBatch{
-			Notifications: statuses, Periodic: periodic,
-		})
-	}
+	release := func() { held.release(0) }
+	send := h.notify
 
 	send(true, healthy(1, "refresh 1"), healthy(2, "refresh 2"))
 	waitUntil(t, "the refresh call", func() bool {
@@ -107,27 +140,16 @@ func TestStatusQueueTakeSkipsBusy(t *testing.T) {
 // succeeds, the Engine answers: the failed batch and what came since go
 // at once, not after the retry delay.
 func TestEdgeRetriesAtOnceWhenTheOtherCallSucceeds(t *testing.T) {
-	gate := make(chan struct{})
+	held := holdStateCalls(t, 0)
 	engine := &heldEngine{
-		hold: func(rpc string, n int) <-chan struct{} {
-			if rpc == rpcState && n == 0 {
-				return gate
-			}
-			return nil
-		},
+		hold: held.hold,
 		fail: func(n int) bool { return n == 1 },
 	}
 	h := startEdge(t, engine, &fakeManager{}, func(c *EdgeConfig) {
 		c.RetryDelay = time.Hour // a retry that waits would end the test
 	})
-	var open sync.Once
-	release := func() { open.Do(func() { close(gate) }) }
-	t.Cleanup(release)
-	send := func(periodic bool, statuses ...messages.CheckStatus) {
-		h.sys.Root.Send(h.edge, &messages.NotificationBatch{
-			Notifications: statuses, Periodic: periodic,
-		})
-	}
+	release := func() { held.release(0) }
+	send := h.notify
 
 	send(true, healthy(1, "refresh 1"))
 	waitUntil(t, "the refresh call", func() bool {
@@ -141,6 +163,57 @@ func TestEdgeRetriesAtOnceWhenTheOtherCallSucceeds(t *testing.T) {
 	waitUntil(t, "the failed change, sent again", func() bool {
 		return engine.lastStatus()[2] == "change 2"
 	})
+}
+
+// A batch that fails again after the retry the other call's success let
+// go at once waits out the retry delay, however the other call does, and
+// its failures count: a batch the Engine cannot take is not sent again
+// each time another call succeeds.
+func TestEdgeRetriesAtOnceOnlyAfterTheFirstFailedRound(t *testing.T) {
+	// Calls 0 and 2 carry refresh 1 and fail; calls 1 and 3 carry the
+	// changes beside them, and succeed after them.
+	held := holdStateCalls(t, 0, 1, 2, 3)
+	engine := &heldEngine{
+		hold: held.hold,
+		fail: func(n int) bool { return n == 0 || n == 2 },
+	}
+	h := startEdge(t, engine, &fakeManager{}, func(c *EdgeConfig) {
+		c.RetryDelay = time.Hour
+		c.MaxFailures = 3
+	})
+	calls := func(n int) func() bool {
+		return func() bool { return len(engine.calls(rpcState)) == n }
+	}
+
+	h.notify(true, healthy(1, "refresh 1"))
+	waitUntil(t, "the refresh call", calls(1))
+	h.notify(false, healthy(2, "change 2"))
+	waitUntil(t, "the change's call", calls(2))
+	held.release(0)
+	waitUntil(t, "the failed refresh call", func() bool {
+		return h.stats.HealthStateErr.Load() == 1
+	})
+	held.release(1)
+	waitUntil(t, "the refresh, sent again at once", calls(3))
+
+	h.notify(false, healthy(3, "change 3"))
+	waitUntil(t, "the second change's call", calls(4))
+	held.release(2)
+	waitUntil(t, "the second failed refresh call", func() bool {
+		return h.stats.HealthStateErr.Load() == 2
+	})
+	held.release(3)
+	waitUntil(t, "the second change", func() bool {
+		return engine.lastStatus()[3] == "change 3"
+	})
+	time.Sleep(200 * time.Millisecond)
+	if n := len(engine.calls(rpcState)); n != 4 {
+		t.Errorf("%d HealthState calls, want 4: the refresh went again "+
+			"without waiting out its retry", n)
+	}
+	if n := h.stats.Pending.Load(); n != 1 {
+		t.Errorf("pending = %d, want 1: the refresh, kept for its retry", n)
+	}
 }
 
 // A batch put back after a failed call keeps its refreshes in the
