@@ -81,9 +81,12 @@ func startFutureEngine(t *testing.T) string {
 		}
 	})
 
+	// The socket's file appears when it is bound, a moment before it
+	// listens: ready is when a dial succeeds.
 	deadline := time.Now().Add(callBound)
 	for {
-		if _, err := os.Stat(path); err == nil {
+		if conn, err := net.DialTimeout("unix", path, callBound); err == nil {
+			conn.Close()
 			return path
 		}
 		if time.Now().After(deadline) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // lagMetric is the server's histogram of probe start lag.
@@ -93,25 +94,44 @@ func (lb lagBuckets) bound(q float64) time.Duration {
 }
 
 // liveChecks returns the number of live check actors, from the
-// Telemetry's hc_actors gauge.
+// Telemetry's hc_actors gauge, or -1 when g cannot be gathered.
 func liveChecks(g prometheus.Gatherer) int {
-	mfs, err := g.Gather()
+	m, err := findMetric(g, "hc_actors", map[string]string{"kind": "check"})
 	if err != nil {
 		return -1
 	}
+	return int(m.GetGauge().GetValue())
+}
+
+// findMetric returns the sample of the metric family name whose labels
+// include every one of want, or an empty sample when there is none.
+func findMetric(g prometheus.Gatherer, name string,
+	want map[string]string) (*dto.Metric, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return nil, err
+	}
 	for _, mf := range mfs {
-		if mf.GetName() != "hc_actors" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "kind" && l.GetValue() == "check" {
-					return int(m.GetGauge().GetValue())
-				}
+			if hasLabels(m, want) {
+				return m, nil
 			}
 		}
 	}
-	return 0
+	return &dto.Metric{}, nil
+}
+
+func hasLabels(m *dto.Metric, want map[string]string) bool {
+	found := 0
+	for _, l := range m.GetLabel() {
+		if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
+			found++
+		}
+	}
+	return found == len(want)
 }
 
 // scrape is one read of a server's /metrics, in the text format.

@@ -61,18 +61,22 @@ func (srv *server) scrape() (*scrape, error) {
 	return scrapeMetrics(srv.client, srv.url)
 }
 
-// stop stops the server with SIGTERM, as its supervisor would.
-func (srv *server) stop() {
-	srv.cmd.Process.Signal(syscall.SIGTERM)
+// stop stops the server as its supervisor would.
+func (srv *server) stop() { stopProcess(srv.cmd) }
+
+// stopProcess stops cmd's process with SIGTERM and reaps it, killing it
+// if it has not ended within 30 s.
+func stopProcess(cmd *exec.Cmd) {
+	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
-		srv.cmd.Wait()
+		cmd.Wait()
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		srv.cmd.Process.Kill()
+		cmd.Process.Kill()
 		<-done
 	}
 }

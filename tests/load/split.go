@@ -150,44 +150,18 @@ func (sp *splitProxy) drain(deadline time.Time) {
 	}
 }
 
-// stop stops the proxy with SIGTERM, as its supervisor would.
-func (sp *splitProxy) stop() {
-	sp.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		sp.cmd.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		sp.cmd.Process.Kill()
-		<-done
-	}
-}
+// stop stops the proxy as its supervisor would.
+func (sp *splitProxy) stop() { stopProcess(sp.cmd) }
 
 // managerMessages returns how many messages of type msg the manager has
-// received.
+// received, or -1 when g cannot be gathered.
 func managerMessages(g prometheus.Gatherer, msg string) float64 {
-	mfs, err := g.Gather()
+	m, err := findMetric(g, "hc_actor_messages_total",
+		map[string]string{"kind": "manager", "message": msg})
 	if err != nil {
 		return -1
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != "hc_actor_messages_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := make(map[string]string)
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["kind"] == "manager" && labels["message"] == msg {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return m.GetCounter().GetValue()
 }
 
 // splitEngine is the coordinator's second simulated Engine, for the
