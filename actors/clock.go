@@ -1,17 +1,21 @@
 package actors
 
 import (
+	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
-// clockResolution is the least time between two rounds of ticks: ticks
+// clockResolution is the least time between two rounds of jobs: jobs
 // falling due within it of each other go out together, so the clock
 // wakes at most once a millisecond however many checks it serves, at the
 // cost of starting a probe up to that much after its plan.
 const clockResolution = time.Millisecond
 
-// clockIdle is how long the clock sleeps when no tick is scheduled; a
+// clockIdle is how long the clock sleeps when no job is scheduled; a
 // schedule wakes it earlier.
 const clockIdle = time.Hour
 
@@ -52,6 +56,9 @@ type probeClock struct {
 	wakeAt    time.Duration
 	lastRound time.Duration
 
+	// log receives a job's panic.
+	log zerolog.Logger
+
 	wake chan struct{} // buffered 1: a schedule earlier than wakeAt
 	quit chan struct{}
 	done chan struct{}
@@ -63,8 +70,8 @@ type probeClock struct {
 type clockEntry struct {
 	// job is the pending job, or nil; it is guarded by the clock's mu. A
 	// rescheduled or cancelled job stays in the heap until it falls due,
-	// then is dropped as it is no longer its entry's: so no heap
-	// operation touches any other entry.
+	// then is dropped as it is no longer its entry's, unless compaction
+	// drops it sooner (see probeClock.stale).
 	job clockJob
 }
 
@@ -75,10 +82,11 @@ type clockItem struct {
 	entry *clockEntry
 }
 
-func newProbeClock(res time.Duration) *probeClock {
+func newProbeClock(res time.Duration, log zerolog.Logger) *probeClock {
 	c := &probeClock{
 		base:   time.Now(),
 		res:    res,
+		log:    log,
 		wakeAt: clockIdle,
 		// No round yet: the first may come at once.
 		lastRound: -res,
@@ -176,7 +184,7 @@ func (c *probeClock) run() {
 		due, wait = c.takeDue(due[:0])
 		if len(due) > 0 {
 			for i, job := range due {
-				job.fire()
+				c.fire(job)
 				due[i] = nil // keeps no job alive
 			}
 			// The round took time: the next wait is to be told from now.
@@ -190,6 +198,21 @@ func (c *probeClock) run() {
 			return
 		}
 	}
+}
+
+// fire runs one job. A job that panics is logged and the clock goes on:
+// it starts every check's probes, so one check's bug must not stop the
+// others'. The check whose job it was probes no more until its config
+// changes or it restarts. A prober builder's panic is caught nearer, in
+// plannedProbe.build, which fails that probe instead.
+func (c *probeClock) fire(job clockJob) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error().Str("panic", fmt.Sprint(r)).
+				Str("stack", string(debug.Stack())).Msg("clock_job_panicked")
+		}
+	}()
+	job.fire()
 }
 
 // takeDue appends the jobs due now to due, and returns them with how long
@@ -221,7 +244,7 @@ func (c *probeClock) takeDue(due []clockJob) ([]clockJob, time.Duration) {
 	return due, wait
 }
 
-// clockHeap is a binary min-heap of ticks by due time. Its items hold
+// clockHeap is a binary min-heap of jobs by due time. Its items hold
 // their keys, so that ordering them reads no entry.
 type clockHeap []clockItem
 

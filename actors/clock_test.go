@@ -2,8 +2,11 @@ package actors
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // testJob reports to fired when the clock runs it.
@@ -50,7 +53,7 @@ func (l jobLog) none(t *testing.T, wait time.Duration) {
 
 func startClock(t *testing.T, res time.Duration) *probeClock {
 	t.Helper()
-	c := newProbeClock(res)
+	c := newProbeClock(res, zerolog.Nop())
 	t.Cleanup(c.stop)
 	return c
 }
@@ -147,10 +150,11 @@ func TestClockCoalescesWithinResolution(t *testing.T) {
 	c := startClock(t, res)
 	l := newJobLog()
 
-	t0 := time.Now()
-	c.schedule(&clockEntry{}, t0, l.job(1))
-	c.schedule(&clockEntry{}, t0.Add(5*time.Millisecond), l.job(2))
+	// Job 2 is scheduled once job 1 has run, so that however late the
+	// first round comes, job 2 falls within the resolution after it.
+	c.schedule(&clockEntry{}, time.Now(), l.job(1))
 	a := l.next(t, 5*time.Second)
+	c.schedule(&clockEntry{}, time.Now().Add(5*time.Millisecond), l.job(2))
 	b := l.next(t, 5*time.Second)
 	if a.n != 1 || b.n != 2 {
 		t.Fatalf("jobs ran in order %d, %d, want 1, 2", a.n, b.n)
@@ -160,9 +164,32 @@ func TestClockCoalescesWithinResolution(t *testing.T) {
 	}
 }
 
+// panicJob panics when it runs.
+type panicJob struct{}
+
+func (panicJob) fire() { panic("test: this job panics") }
+
+// A job that panics is logged, and the clock runs the jobs after it.
+func TestClockSurvivesPanickingJob(t *testing.T) {
+	var logs syncBuffer
+	c := newProbeClock(time.Millisecond, zerolog.New(&logs))
+	t.Cleanup(c.stop)
+	l := newJobLog()
+
+	now := time.Now()
+	c.schedule(&clockEntry{}, now, panicJob{})
+	c.schedule(&clockEntry{}, now.Add(10*time.Millisecond), l.job(1))
+	if f := l.next(t, 5*time.Second); f.n != 1 {
+		t.Fatalf("job %d ran, want 1", f.n)
+	}
+	if !strings.Contains(logs.String(), "clock_job_panicked") {
+		t.Errorf("log = %q, want clock_job_panicked", logs.String())
+	}
+}
+
 // After stop returns, the clock runs nothing.
 func TestClockStop(t *testing.T) {
-	c := newProbeClock(time.Millisecond)
+	c := newProbeClock(time.Millisecond, zerolog.Nop())
 	l := newJobLog()
 	c.schedule(&clockEntry{}, time.Now().Add(20*time.Millisecond), l.job(1))
 	c.stop()

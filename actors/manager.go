@@ -57,7 +57,10 @@ type ManagerConfig struct {
 	// logged. Default 250,000.
 	MaxChecks int
 	// NewProber builds a check's prober. Default: ProbeOptions.New; tests
-	// and fault injection substitute their own.
+	// and fault injection substitute their own. It is called as a probe
+	// starts, on the goroutine that starts every check's probes, with the
+	// check's record locked: it must not block, must not keep the config
+	// it is lent, and may run beside the check's own handling.
 	NewProber func(*messages.Config) (Prober, error)
 	// ProbeOptions are the real probers' options, used when NewProber is
 	// nil: e.g. ResetClose, which keeps TCP probes out of TIME_WAIT.
@@ -281,7 +284,7 @@ func (m *manager) handleStarted(c actor.Context) {
 		newProber: m.cfg.NewProber,
 		telemetry: m.cfg.Telemetry,
 		limiter:   newStartLimiter(m.cfg.ProbeRate),
-		clock:     newProbeClock(clockResolution),
+		clock:     newProbeClock(clockResolution, m.cfg.Logger),
 		workers:   newProbeWorkers(workerIdle),
 		jitter:    min(max(m.cfg.Jitter, 0), 1),
 		logger:    m.cfg.Logger,
@@ -614,8 +617,12 @@ func (m *manager) report() *messages.StatusReport {
 // restart (Seesaw does so).
 func (m *manager) handleNotifyTick(c actor.Context) {
 	if m.round.done() {
-		m.round = newPeriodicRound(slices.Sorted(maps.Keys(m.records)),
-			m.cfg.NotifyInterval)
+		recs := m.sortedRecords()
+		ids := make([]uint64, len(recs))
+		for i, rec := range recs {
+			ids[i] = rec.id
+		}
+		m.round = newPeriodicRound(ids, m.cfg.NotifyInterval)
 	}
 	now := time.Now()
 	ids := m.round.take()

@@ -393,7 +393,11 @@ func TestRemovingCheckDoesNotWaitForItsProbe(t *testing.T) {
 	})
 	t.Cleanup(func() { close(release) })
 	h.update(tcpConfig(1, 10*time.Millisecond))
-	<-started
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the probe did not start within 10s")
+	}
 
 	h.update()
 	t0 := time.Now()

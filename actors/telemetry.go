@@ -207,7 +207,8 @@ func typeName(msg any) string {
 // are.
 //
 // NOTE: the mailbox is the library's default, a ring under a mutex. Its
-// lock-free one holds 230 bytes less a check while idle, but when two
+// lock-free one holds 230 bytes less a check while idle (BenchmarkApply
+// allocated 333 against 356 MB a run with it), but when two
 // senders race, the mailbox's count can show a message whose link the
 // first sender, preempted, has not written yet; the consumer then spins
 // on the empty queue until that sender runs again. A check's mailbox is

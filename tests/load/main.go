@@ -29,24 +29,27 @@ import (
 
 // options are the coordinator's flags.
 type options struct {
-	n            int
-	interval     time.Duration
-	timeout      time.Duration
-	duration     time.Duration
-	floorWindow  time.Duration
-	mode         string
-	out          string
-	designs      string
-	listeners    int
-	ports        int
-	httpEvery    int
-	victims      float64
-	closeFirst   bool
-	resetClose   bool
-	batchDelay   time.Duration
-	notify       time.Duration
-	server       string
-	proxy        string
+	n           int
+	interval    time.Duration
+	timeout     time.Duration
+	duration    time.Duration
+	floorWindow time.Duration
+	mode        string
+	out         string
+	designs     string
+	listeners   int
+	ports       int
+	httpEvery   int
+	victims     float64
+	closeFirst  bool
+	resetClose  bool
+	batchDelay  time.Duration
+	notify      time.Duration
+	server      string
+	proxy       string
+	// noProxy says why the split deployment is not measured when -proxy
+	// names no file.
+	noProxy      string
 	profile      string
 	floorWorkers int
 }
@@ -155,8 +158,13 @@ func (o *options) validate() error {
 	if o.listeners == 0 {
 		o.listeners = min(max(o.n/100, 16), 1000)
 	}
-	if _, err := os.Stat(o.proxy); o.mode != "inprocess" || err != nil {
+	switch _, err := os.Stat(o.proxy); {
+	case o.mode != "inprocess" || o.proxy == "":
 		o.proxy = "" // the split deployment is not measured
+	case err != nil:
+		// Not measured either, and the table says why.
+		o.noProxy = fmt.Sprintf("no proxy to run: %v", err)
+		o.proxy = ""
 	}
 	return nil
 }

@@ -47,6 +47,7 @@ func newReport(o options) *report {
 		Interval:   o.interval,
 		BatchDelay: o.batchDelay,
 		LoadBefore: loadAverage(),
+		SplitError: o.noProxy,
 		steal:      startSteal(),
 	}
 }
