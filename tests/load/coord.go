@@ -128,7 +128,8 @@ func (c *coord) runDesign(d string, rep *report) error {
 		rep.Supervisor = &dr
 		rep.Notify = c.notifyLatency(dr.Latency, dr.SplitLatency)
 		if c.split != nil {
-			rep.NotifySplit = c.pipelineLatency(c.split.receipts, dr.SplitLatency)
+			rep.NotifySplit = pipelineLatency(c.split.receipts, dr.SplitLatency,
+				math.MaxInt64)
 			rep.SplitError = dr.SplitError
 		}
 	}
@@ -140,10 +141,7 @@ func (c *coord) runDesign(d string, rep *report) error {
 
 // restoreVictims brings failed backends back for the next design.
 func (c *coord) restoreVictims() error {
-	var ls []int
-	for l := len(c.spec.TCP) - c.spec.Victims; l < len(c.spec.TCP); l++ {
-		ls = append(ls, l)
-	}
+	ls := victimListeners(&c.spec)
 	if len(ls) == 0 {
 		return nil
 	}
@@ -284,10 +282,10 @@ func (c *coord) notifyLatency(lp, next *latencyProbes) *notifyResult {
 	if next != nil {
 		before = next.FailAt
 	}
-	nr := &notifyResult{Victims: lp.Want}
-	var pipe, total hist
 	if lp.Victims == nil {
 		// Process mode: only the backends' failure time is known.
+		nr := &notifyResult{Victims: lp.Want}
+		var total hist
 		for i := range c.spec.N {
 			if !c.spec.isVictim(i) {
 				continue
@@ -300,9 +298,20 @@ func (c *coord) notifyLatency(lp, next *latencyProbes) *notifyResult {
 		nr.Total = total.summary()
 		return nr
 	}
-	nr.Seen = len(lp.Victims)
+	return pipelineLatency(c.heard, lp, before)
+}
+
+// pipelineLatency is the latency of the failed probes of lp to the
+// Engine whose receipts heard holds, counting receipts before before;
+// nil when the phase saw no failed probe of its own (process mode).
+func pipelineLatency(heard *receipts, lp *latencyProbes, before int64) *notifyResult {
+	if lp == nil || lp.Victims == nil {
+		return nil
+	}
+	nr := &notifyResult{Victims: lp.Want, Seen: len(lp.Victims)}
+	var pipe, total hist
 	for id, end := range lp.Victims {
-		at := c.heard.first(id, end, before)
+		at := heard.first(id, end, before)
 		if at == 0 {
 			continue
 		}
@@ -314,30 +323,11 @@ func (c *coord) notifyLatency(lp, next *latencyProbes) *notifyResult {
 	return nr
 }
 
-// pipelineLatency is notifyLatency's pipeline for the Engine whose
-// receipts heard holds, from the same failed probes; nil when the run
-// measured none.
 // heardAll reports whether the Engine heard of every failure the
 // supervisor's probes saw: a latency of the others alone would leave out
 // the slowest.
 func (n *notifyResult) heardAll() bool {
 	return n.Pipeline.N > 0 && n.Received == n.Seen
-}
-
-func (c *coord) pipelineLatency(heard *receipts, lp *latencyProbes) *notifyResult {
-	if lp == nil || lp.Victims == nil {
-		return nil
-	}
-	nr := &notifyResult{Victims: lp.Want, Seen: len(lp.Victims)}
-	var pipe hist
-	for id, end := range lp.Victims {
-		if at := heard.first(id, end, math.MaxInt64); at != 0 {
-			nr.Received++
-			pipe.add(time.Duration(at - end))
-		}
-	}
-	nr.Pipeline = pipe.summary()
-	return nr
 }
 
 // machine describes where the harness runs.

@@ -163,10 +163,12 @@ func (p *inproc) run() (designResult, error) {
 	res.TelemetryLag = gatherLag(p.tel.Registry()).sub(lag0).summary()
 
 	progress("supervisor: failing %d backends", s.Victims)
-	res.Latency = p.latency()
+	var err error
+	if res.Latency, err = p.latency(); err != nil {
+		progress("supervisor: the latency not measured: %v", err)
+	}
 	if p.s.Proxy != "" && s.victimCount() > 0 {
 		progress("supervisor: failing them again, with the split deployment's proxy")
-		var err error
 		if res.SplitLatency, err = p.splitLatency(); err != nil {
 			res.SplitError = err.Error()
 			progress("supervisor: the split deployment not measured: %v", err)
@@ -204,23 +206,23 @@ func (p *inproc) add(res *designResult) error {
 }
 
 // latency fails the victims' backends and waits until every victim has
-// failed a probe and the notifications had time to reach the Engine.
-func (p *inproc) latency() *latencyProbes {
+// failed a probe and the notifications had time to reach the Engine. It
+// returns nil when the run has no victims.
+func (p *inproc) latency() (*latencyProbes, error) {
 	s := p.s
 	want := s.victimCount()
 	if want == 0 {
-		return nil
+		return nil, nil
 	}
 	failAt := time.Now()
 	p.rec.rearmVictims(failAt)
 	if err := controlBackends(s.Control, "fail", victimListeners(s)); err != nil {
-		fmt.Fprintf(os.Stderr, "hcload: %v\n", err)
-		return nil
+		return nil, fmt.Errorf("failing the victims' backends: %w", err)
 	}
 	p.rec.waitVictims(want, failAt.Add(s.Interval+s.Timeout+2*time.Second))
 	time.Sleep(2*s.BatchDelay + 500*time.Millisecond)
 	return &latencyProbes{FailAt: failAt.UnixNano(), Want: want,
-		Victims: p.rec.victims()}
+		Victims: p.rec.victims()}, nil
 }
 
 // splitLatency measures the latency phase again with the split
@@ -242,11 +244,11 @@ func (p *inproc) splitLatency() (*latencyProbes, error) {
 		return nil, err
 	}
 	defer split.stop()
-	lp := p.latency()
-	split.drain(time.Now().Add(splitDrainTimeout))
-	if lp == nil {
-		return nil, errors.New("the backends could not be failed")
+	lp, err := p.latency()
+	if err != nil {
+		return nil, err
 	}
+	split.drain(time.Now().Add(splitDrainTimeout))
 	return lp, nil
 }
 

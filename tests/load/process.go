@@ -250,12 +250,8 @@ func (c *coord) processLatency() *latencyProbes {
 	if want == 0 {
 		return nil
 	}
-	var victims []int
-	for l := len(s.TCP) - s.Victims; l < len(s.TCP); l++ {
-		victims = append(victims, l)
-	}
 	failAt := time.Now()
-	if err := controlBackends(s.Control, "fail", victims); err != nil {
+	if err := controlBackends(s.Control, "fail", victimListeners(&s)); err != nil {
 		progress("%v", err)
 		return nil
 	}
