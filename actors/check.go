@@ -43,6 +43,12 @@ type checkEnv struct {
 // clock; the clock starts it when it falls due and a worker runs it, so
 // Receive never blocks on the network, nor on anything else: a check's
 // mailbox runs on its sender's goroutine (see newCheckProps).
+//
+// NOTE: "one probe at a time" holds for the probes whose results count. A
+// probe dropped by a config change or a restart is cancelled, not
+// waited for, so its next probe may start while it ends; its result is
+// dropped. A prober that honours its context ends at once; one that does
+// not is logged (probe_ignores_cancel).
 type checkActor struct {
 	unexpected unexpected
 	rec        *checkRecord
@@ -122,9 +128,9 @@ func (a *checkActor) Receive(c actor.Context) {
 		a.handleStarted(c)
 	case *actor.Restarting:
 		a.rec.restarted()
-		a.halt()
+		a.dropProbe()
 	case *actor.Stopping:
-		a.halt()
+		a.dropProbe()
 	case *actor.Stopped, *actor.Restart:
 	default:
 		a.unexpected.log(a.logger(), m)
@@ -150,15 +156,21 @@ func (a *checkActor) logger() zerolog.Logger {
 	return withCheck(a.env.logger.With(), &cfg).Logger()
 }
 
-// event starts a line at level with the check's fields, or returns nil
-// (on which zerolog's methods do nothing) when level is disabled, as
-// debug is for every probe.
+// event starts a line at level with the check's fields (see
+// checkRecord.event).
 func (a *checkActor) event(level zerolog.Level) *zerolog.Event {
-	e := a.env.logger.WithLevel(level)
+	return a.rec.event(a.env.logger, level)
+}
+
+// event starts a line of log at level with the check's fields, or
+// returns nil (on which zerolog's methods do nothing) when level is
+// disabled, as debug is for every probe.
+func (r *checkRecord) event(log zerolog.Logger, level zerolog.Level) *zerolog.Event {
+	e := log.WithLevel(level)
 	if e == nil {
 		return nil
 	}
-	cfg := a.rec.config()
+	cfg := r.config()
 	return addCheck(e, &cfg)
 }
 
@@ -278,11 +290,6 @@ func (a *checkActor) handleDone(c actor.Context, m *probeDone) {
 		a.planned = nextRun(a.planned, a.interval, now)
 	}
 	a.arm()
-}
-
-// halt drops the next probe, or cancels the one in flight.
-func (a *checkActor) halt() {
-	a.dropProbe()
 }
 
 // dropProbe drops the armed probe, or cancels the one in flight without

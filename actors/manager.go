@@ -312,18 +312,18 @@ func (m *manager) handleUpdate(c actor.Context, msg *messages.UpdateConfigs) {
 	m.updates++
 	var added, updated, unchanged int
 	for _, cfg := range configs {
-		switch rec, ok := m.records[cfg.ID]; {
+		rec, ok := m.records[cfg.ID]
+		switch {
 		case !ok:
-			m.add(c, cfg).named = m.updates
+			rec = m.add(c, cfg)
 			added++
 		case rec.cfgEqual(&cfg):
-			rec.named = m.updates
 			unchanged++
 		default:
-			rec.named = m.updates
 			m.update(c, cfg)
 			updated++
 		}
+		rec.named = m.updates
 	}
 
 	// A rejected config leaves its running check as it was.

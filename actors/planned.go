@@ -99,7 +99,7 @@ func (p *plannedProbe) start() {
 	if !p.armed() {
 		return
 	}
-	if !p.slotHeld {
+	if !p.slotHeld && p.env.limiter != nil {
 		now := time.Now()
 		if wait := p.env.limiter.reserve(now); wait > 0 {
 			p.slotHeld = true
@@ -124,7 +124,7 @@ func (p *plannedProbe) start() {
 		messages.FaultSlow, messages.FaultFlap); f != "" {
 		p.prober = faultyProber{next: p.base, fault: f, flapOK: ok}
 	}
-	p.env.workers.run(p.run)
+	p.env.workers.run(p)
 }
 
 // build builds the check's prober for its first probe: as it starts, not
@@ -144,8 +144,7 @@ func (p *plannedProbe) build() (pr Prober) {
 		pr, err = p.rec.newProber(p.env.newProber)
 	}()
 	if err != nil {
-		cfg := p.rec.config()
-		addCheck(p.env.logger.WithLevel(zerolog.ErrorLevel), &cfg).Err(err).
+		p.rec.event(p.env.logger, zerolog.ErrorLevel).Err(err).
 			Msg("prober_unavailable")
 		return failingProber{err: err}
 	}
@@ -158,8 +157,7 @@ func (p *plannedProbe) run() {
 	p.done.result, p.done.panicked = runProbe(p.ctx, p.prober)
 	p.cancel()
 	if late := p.done.result.Duration - p.timeout; late > probeOverrunGrace {
-		cfg := p.rec.config()
-		addCheck(p.env.logger.WithLevel(zerolog.ErrorLevel), &cfg).
+		p.rec.event(p.env.logger, zerolog.ErrorLevel).
 			Dur("late", late).Msg("probe_ignores_cancel")
 	}
 	if p.state.Load() == planRunning {

@@ -26,7 +26,7 @@ const workersStopWait = time.Second
 // goroutine that ends with it.
 type probeWorkers struct {
 	idle  time.Duration
-	jobs  chan func() // unbuffered: a send succeeds only to an idle worker
+	jobs  chan workerJob // unbuffered: a send succeeds only to an idle worker
 	quit  chan struct{}
 	once  sync.Once
 	alive sync.WaitGroup
@@ -35,13 +35,18 @@ type probeWorkers struct {
 func newProbeWorkers(idle time.Duration) *probeWorkers {
 	return &probeWorkers{
 		idle: idle,
-		jobs: make(chan func()),
+		jobs: make(chan workerJob),
 		quit: make(chan struct{}),
 	}
 }
 
+// workerJob is what a worker runs: a planned probe. It is an interface
+// rather than a func so that handing a probe over allocates nothing (a
+// method value would, once a probe).
+type workerJob interface{ run() }
+
 // run runs job on an idle worker, or on a new one.
-func (w *probeWorkers) run(job func()) {
+func (w *probeWorkers) run(job workerJob) {
 	select {
 	case w.jobs <- job:
 	default:
@@ -54,11 +59,11 @@ func (w *probeWorkers) run(job func()) {
 // for between w.idle and twice that exits. The timer ticks once every
 // w.idle rather than being reset for every job, which at 10,000 probes a
 // second was a timer modification per probe.
-func (w *probeWorkers) work(job func()) {
+func (w *probeWorkers) work(job workerJob) {
 	idle := time.NewTimer(w.idle)
 	defer idle.Stop()
 	for ok := true; ok; job, ok = w.next(idle) {
-		job()
+		job.run()
 		select {
 		case <-w.quit:
 			return
@@ -69,16 +74,17 @@ func (w *probeWorkers) work(job func()) {
 
 // next waits for the worker's next job, and reports false when the
 // worker is to exit instead.
-func (w *probeWorkers) next(idle *time.Timer) (func(), bool) {
-	for busy := true; ; {
+func (w *probeWorkers) next(idle *time.Timer) (workerJob, bool) {
+	// worked says a job ran since the idle timer last ticked.
+	for worked := true; ; {
 		select {
 		case job := <-w.jobs:
 			return job, true
 		case <-idle.C:
-			if !busy {
+			if !worked {
 				return nil, false
 			}
-			busy = false
+			worked = false
 			idle.Reset(w.idle)
 		case <-w.quit:
 			return nil, false
@@ -87,7 +93,7 @@ func (w *probeWorkers) next(idle *time.Timer) (func(), bool) {
 }
 
 // stop makes every worker exit once idle. It does not wait: a probe that
-// ignores its cancellation would hold the caller; see wait.
+// ignores its cancellation would hold the caller; see waitFor.
 func (w *probeWorkers) stop() {
 	w.once.Do(func() { close(w.quit) })
 }

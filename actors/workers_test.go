@@ -18,10 +18,10 @@ func TestProbeWorkersReuseAndNeverQueue(t *testing.T) {
 	var started sync.WaitGroup
 	started.Add(2)
 	for range 2 {
-		w.run(func() {
+		w.run(jobFunc(func() {
 			started.Done()
 			<-release
-		})
+		}))
 	}
 	started.Wait() // would hang if the second job queued behind the first
 	close(release)
@@ -32,7 +32,7 @@ func TestProbeWorkersReuseAndNeverQueue(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for reused := false; !reused; {
 		select {
-		case w.jobs <- func() { close(ran) }:
+		case w.jobs <- jobFunc(func() { close(ran) }):
 			reused = true
 		default:
 			if time.Now().After(deadline) {
@@ -49,16 +49,21 @@ func TestProbeWorkersReuseAndNeverQueue(t *testing.T) {
 func TestProbeWorkersExit(t *testing.T) {
 	w := newProbeWorkers(10 * time.Millisecond)
 	done := make(chan struct{})
-	w.run(func() { close(done) })
+	w.run(jobFunc(func() { close(done) }))
 	<-done
 	w.wait() // returns once the idle worker has exited
 
 	w = newProbeWorkers(time.Hour)
-	w.run(func() {})
+	w.run(jobFunc(func() {}))
 	w.stop()
 	w.wait()
 	after := make(chan struct{})
-	w.run(func() { close(after) })
+	w.run(jobFunc(func() { close(after) }))
 	<-after
 	w.wait()
 }
+
+// jobFunc runs a func as a worker's job.
+type jobFunc func()
+
+func (f jobFunc) run() { f() }
