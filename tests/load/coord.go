@@ -84,7 +84,7 @@ func run(opts options) (*report, error) {
 	progress("measuring the JSON hop")
 	rep.JSONHop = measureJSONHop(min(opts.floorWindow, 5*time.Second))
 	rep.LoadAfter = loadAverage()
-	rep.Steal = rep.steal.share()
+	_, rep.Steal = rep.steal.shares()
 	if opts.out != "" {
 		if err := writeJSON(opts.out, rep); err != nil {
 			return nil, err

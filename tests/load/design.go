@@ -44,11 +44,9 @@ type steadyResult struct {
 	PerSec     float64
 	CPU        time.Duration
 	CPUPer1000 time.Duration
-	// Backends is the backends' CPU in the window; MachineBusy the share
-	// of all CPUs busy, other processes' included; MachineSteal the share
-	// the host stole.
-	Backends                  time.Duration
-	MachineBusy, MachineSteal float64
+	// Backends is the backends' CPU in the window.
+	Backends time.Duration
+	MachineLoad
 	// Lag is the start lag against each design's own plan.
 	Lag quantiles
 	// Runtime is what the Go runtime saw in the window.

@@ -27,15 +27,13 @@ type floorRun struct {
 	PerSec     float64
 	CPU        time.Duration
 	CPUPer1000 time.Duration
-	// Backends is the backends' CPU in the window; MachineBusy the share
-	// of all CPUs busy, other processes' included; MachineSteal the share
-	// the host stole.
-	Backends                  time.Duration
-	MachineBusy, MachineSteal float64
-	Failures                  int64
-	Top                       []failure
-	Threads                   int
-	TimeWait                  int
+	// Backends is the backends' CPU in the window.
+	Backends time.Duration
+	MachineLoad
+	Failures int64
+	Top      []failure
+	Threads  int
+	TimeWait int
 	// Dropped counts paced probes no worker was free to start.
 	Dropped int64
 	// Lag is how late paced probes started against their plan.
@@ -112,17 +110,16 @@ func floorWindow(s *spec, probers []actors.Prober, rate float64) floorRun {
 	}
 	window, used := time.Since(t0), meter.stop()
 	run := floorRun{
-		Window:       window,
-		CPU:          used.Self,
-		Backends:     used.Backends,
-		MachineBusy:  used.MachineBusy,
-		MachineSteal: used.MachineSteal,
-		Probes:       probes.Load(),
-		Failures:     fails.Load(),
-		Dropped:      dropped,
-		TimeWait:     timeWait(),
-		Lag:          lag.summary(),
-		Runtime:      readRuntime().since(rt0),
+		Window:      window,
+		CPU:         used.Self,
+		Backends:    used.Backends,
+		MachineLoad: used.MachineLoad,
+		Probes:      probes.Load(),
+		Failures:    fails.Load(),
+		Dropped:     dropped,
+		TimeWait:    timeWait(),
+		Lag:         lag.summary(),
+		Runtime:     readRuntime().since(rt0),
 	}
 	stopProfile()
 	st, _ := readStatus(0)

@@ -50,62 +50,57 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * clockTick, nil
 }
 
-// machineCPU returns the time all CPUs together spent busy, stolen and
-// in total since boot, from /proc/stat: busy over total in a window is
-// how loaded the whole machine was, other processes included; stolen
+// machineSample is the time all CPUs together spent busy, stolen and in
+// total since boot, from /proc/stat: busy over total in a window is how
+// loaded the whole machine was, other processes included; stolen
 // (counted in busy) is the time a virtual machine's CPUs were ready but
 // its host ran something else.
-func machineCPU() (busy, steal, total time.Duration) {
+type machineSample struct{ busy, steal, total time.Duration }
+
+func readMachine() machineSample {
+	var m machineSample
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0, 0
+		return m
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal
 	for i, v := range f[1:] {
 		n, _ := strconv.ParseInt(v, 10, 64)
 		d := time.Duration(n) * clockTick
-		total += d
+		m.total += d
 		if i != 3 && i != 4 && i < 8 { // not idle, not iowait, not guest
-			busy += d
+			m.busy += d
 		}
 		if i == 7 {
-			steal = d
+			m.steal = d
 		}
 	}
-	return busy, steal, total
+	return m
 }
 
-// stealMeter measures the share of all CPUs' time stolen by the host
-// from its start to each read.
-type stealMeter struct{ steal, total time.Duration }
-
-func startSteal() stealMeter {
-	_, steal, total := machineCPU()
-	return stealMeter{steal, total}
-}
-
-func (m stealMeter) share() float64 {
-	_, steal, total := machineCPU()
-	if total <= m.total {
-		return 0
+// shares returns the shares of all CPUs' time that were busy and stolen
+// from s until now.
+func (s machineSample) shares() (busy, steal float64) {
+	now := readMachine()
+	total := float64(now.total - s.total)
+	if total <= 0 {
+		return 0, 0
 	}
-	return float64(steal-m.steal) / float64(total-m.total)
+	return float64(now.busy-s.busy) / total, float64(now.steal-s.steal) / total
 }
 
 // cpuMeter measures one window's CPU: this process's, the backends', and
 // the whole machine's.
 type cpuMeter struct {
-	self, backends, busy, total time.Duration
-	steal                       stealMeter
-	pid                         int
+	self, backends time.Duration
+	machine        machineSample
+	pid            int
 }
 
 func startCPU(backendsPID int) cpuMeter {
-	m := cpuMeter{self: cpuTime(), pid: backendsPID}
+	m := cpuMeter{self: cpuTime(), pid: backendsPID, machine: readMachine()}
 	m.backends, _ = procCPU(backendsPID)
-	m.busy, _, m.total = machineCPU()
-	m.steal = startSteal()
 	return m
 }
 
@@ -113,8 +108,14 @@ func startCPU(backendsPID int) cpuMeter {
 type windowCPU struct {
 	// Self is this process's CPU time; Backends the backends'.
 	Self, Backends time.Duration
-	// MachineBusy is the share of all CPUs' time that was busy;
-	// MachineSteal the share the host stole (within MachineBusy).
+	MachineLoad
+}
+
+// MachineLoad is how loaded the whole machine was in a window:
+// MachineBusy is the share of all CPUs' time that was busy, other
+// processes' included; MachineSteal the share the host stole (within
+// MachineBusy).
+type MachineLoad struct {
 	MachineBusy, MachineSteal float64
 }
 
@@ -123,11 +124,7 @@ func (m cpuMeter) stop() windowCPU {
 	if b, err := procCPU(m.pid); err == nil {
 		w.Backends = b - m.backends
 	}
-	busy, _, total := machineCPU()
-	if total > m.total {
-		w.MachineBusy = float64(busy-m.busy) / float64(total-m.total)
-	}
-	w.MachineSteal = m.steal.share()
+	w.MachineBusy, w.MachineSteal = m.machine.shares()
 	return w
 }
 

@@ -119,8 +119,7 @@ func steadyWindow(s *spec, rec *recorder, name string,
 	res := sm.finish()
 	stopProfile()
 	res.Window, res.CPU = window, cpu
-	res.Backends, res.MachineBusy = used.Backends, used.MachineBusy
-	res.MachineSteal = used.MachineSteal
+	res.Backends, res.MachineLoad = used.Backends, used.MachineLoad
 	res.Runtime = rt
 	res.Probes = rec.starts.Load() - starts0
 	res.Failures = rec.fails.Load() - fails0

@@ -216,8 +216,7 @@ func (c *coord) processSteady(srv *server, res *designResult) error {
 	}
 
 	st.Window, st.CPU = window, cpu1-cpu0
-	st.Backends, st.MachineBusy = used.Backends, used.MachineBusy
-	st.MachineSteal = used.MachineSteal
+	st.Backends, st.MachineLoad = used.Backends, used.MachineLoad
 	st.Probes = int64(after.sum("hc_probes_total") - before.sum("hc_probes_total"))
 	st.PerSec = float64(st.Probes) / window.Seconds()
 	if st.Probes > 0 {

@@ -23,7 +23,7 @@ type report struct {
 	LoadAfter  string
 	// Steal is the share of all CPUs' time the host stole during the run.
 	Steal float64
-	steal stealMeter
+	steal machineSample
 
 	Floor      *floorResult  `json:",omitempty"`
 	Naive      *designResult `json:",omitempty"`
@@ -48,7 +48,7 @@ func newReport(o options) *report {
 		BatchDelay: o.batchDelay,
 		LoadBefore: loadAverage(),
 		SplitError: o.noProxy,
-		steal:      startSteal(),
+		steal:      readMachine(),
 	}
 }
 
