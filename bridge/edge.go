@@ -384,7 +384,9 @@ func (e *edge) halt() {
 		<-e.fetching.done
 		e.fetching = nil
 	}
-	for _, hc := range []*healthCall{e.main, e.rush} {
+	// putBack puts a batch ahead of what is queued: the rush's, newer,
+	// goes back first, so that the main call's ends up ahead of it.
+	for _, hc := range []*healthCall{e.rush, e.main} {
 		if hc != nil {
 			hc.cancel()
 			<-hc.done

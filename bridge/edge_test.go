@@ -385,11 +385,13 @@ func TestStatusQueueChangesFirst(t *testing.T) {
 		}
 		return out
 	}
-	if got, want := messagesOf(batchOf(q.take(3, 3, nil))), []string{"c3", "r5", "r1"}; !slices.Equal(got, want) {
+	got := messagesOf(batchOf(q.take(3, 3, nil)))
+	if want := []string{"c3", "r5", "r1"}; !slices.Equal(got, want) {
 		t.Errorf("first take = %v, want %v", got, want)
 	}
 	q.add([]messages.CheckStatus{healthy(4, "c4")})
-	if got, want := messagesOf(batchOf(q.take(10, 10, nil))), []string{"c4", "r2", "o6"}; !slices.Equal(got, want) {
+	got = messagesOf(batchOf(q.take(10, 10, nil)))
+	if want := []string{"c4", "r2", "o6"}; !slices.Equal(got, want) {
 		t.Errorf("second take = %v, want %v", got, want)
 	}
 	if q.len() != 0 {
@@ -399,7 +401,8 @@ func TestStatusQueueChangesFirst(t *testing.T) {
 	// Refreshes fill a batch only up to their own bound.
 	q.addRefresh([]messages.CheckStatus{healthy(7, "r7"), healthy(8, "r8")})
 	q.add([]messages.CheckStatus{healthy(9, "c9"), healthy(10, "c10")})
-	if got, want := messagesOf(batchOf(q.take(10, 3, nil))), []string{"c9", "c10", "r7"}; !slices.Equal(got, want) {
+	got = messagesOf(batchOf(q.take(10, 3, nil)))
+	if want := []string{"c9", "c10", "r7"}; !slices.Equal(got, want) {
 		t.Errorf("bounded take = %v, want %v", got, want)
 	}
 }

@@ -33,10 +33,16 @@ func runFault(cmd string, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "healthcheck-server inject: give exactly one of -id and -actor")
 			return 2
 		}
-		if *actor != "" && *fault != string(messages.FaultPanic) {
-			fmt.Fprintf(stderr, "healthcheck-server inject: -fault %s: "+
-				"an actor can only be crashed (panic)\n", *fault)
-			return 2
+		if *actor != "" {
+			// The client's Crash sends no fault: the rules of what an
+			// actor accepts are the message's.
+			f := messages.InjectFault{Actor: *actor, Fault: messages.Fault(*fault),
+				Count: *count}
+			if err := f.Validate(); err != nil {
+				fmt.Fprintf(stderr, "healthcheck-server inject: -actor %s -fault %s: %v\n",
+					*actor, *fault, err)
+				return 2
+			}
 		}
 		return faultCall(*socket, stdout, stderr, func(c *faultinject.Client) (string, error) {
 			if *actor != "" {
