@@ -285,17 +285,17 @@ func (c *coord) notifyLatency(lp, next *latencyProbes) *notifyResult {
 	if lp.Victims == nil {
 		// Process mode: only the backends' failure time is known.
 		nr := &notifyResult{Victims: lp.Want}
-		var total hist
+		var total []time.Duration
 		for i := range c.spec.N {
 			if !c.spec.isVictim(i) {
 				continue
 			}
 			if at := c.heard.first(checkID(i), lp.FailAt, before); at != 0 {
 				nr.Received++
-				total.add(time.Duration(at - lp.FailAt))
+				total = append(total, time.Duration(at-lp.FailAt))
 			}
 		}
-		nr.Total = total.summary()
+		nr.Total = exactQuantiles(total)
 		return nr
 	}
 	return pipelineLatency(c.heard, lp, before)
@@ -309,17 +309,17 @@ func pipelineLatency(heard *receipts, lp *latencyProbes, before int64) *notifyRe
 		return nil
 	}
 	nr := &notifyResult{Victims: lp.Want, Seen: len(lp.Victims)}
-	var pipe, total hist
+	var pipe, total []time.Duration
 	for id, end := range lp.Victims {
 		at := heard.first(id, end, before)
 		if at == 0 {
 			continue
 		}
 		nr.Received++
-		pipe.add(time.Duration(at - end))
-		total.add(time.Duration(at - lp.FailAt))
+		pipe = append(pipe, time.Duration(at-end))
+		total = append(total, time.Duration(at-lp.FailAt))
 	}
-	nr.Pipeline, nr.Total = pipe.summary(), total.summary()
+	nr.Pipeline, nr.Total = exactQuantiles(pipe), exactQuantiles(total)
 	return nr
 }
 

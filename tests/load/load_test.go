@@ -124,3 +124,31 @@ func TestSplitEngineServesTheRunsConfigs(t *testing.T) {
 		}
 	}
 }
+
+// exactQuantiles ranks as hist does (the ceil(q·n)-th smallest) but
+// reports the durations themselves, not their buckets' edges.
+func TestExactQuantiles(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- { // out of order: it sorts
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	tests := []struct {
+		name string
+		ds   []time.Duration
+		want quantiles
+	}{
+		{"none", nil, quantiles{}},
+		{"one", []time.Duration{7 * time.Millisecond},
+			quantiles{N: 1, P50: 7 * time.Millisecond, P99: 7 * time.Millisecond,
+				Max: 7 * time.Millisecond}},
+		{"1 to 100 ms", ds, quantiles{N: 100, P50: 50 * time.Millisecond,
+			P99: 99 * time.Millisecond, Max: 100 * time.Millisecond}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := exactQuantiles(tt.ds); got != tt.want {
+				t.Errorf("exactQuantiles = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
