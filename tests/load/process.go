@@ -17,7 +17,7 @@ const metricsAddr = "127.78.0.1:10258"
 
 // server is bin/healthcheck-server running under the harness.
 type server struct {
-	cmd    *exec.Cmd
+	*child
 	client *http.Client
 	url    string
 }
@@ -36,11 +36,12 @@ func (c *coord) startServer() (*server, error) {
 	}
 	cmd := exec.Command(c.opts.server, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
+	ch, err := startChild(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", c.opts.server, err)
 	}
 	srv := &server{
-		cmd:    cmd,
+		child:  ch,
 		client: &http.Client{Timeout: 10 * time.Second},
 		url:    "http://" + metricsAddr + "/metrics",
 	}
@@ -53,7 +54,9 @@ func (c *coord) startServer() (*server, error) {
 			srv.stop()
 			return nil, errors.New("the server never served /metrics")
 		}
-		time.Sleep(50 * time.Millisecond)
+		if err := srv.pause(50 * time.Millisecond); err != nil {
+			return nil, fmt.Errorf("before it served /metrics, %w", err)
+		}
 	}
 }
 
@@ -61,23 +64,45 @@ func (srv *server) scrape() (*scrape, error) {
 	return scrapeMetrics(srv.client, srv.url)
 }
 
-// stop stops the server as its supervisor would.
-func (srv *server) stop() { stopProcess(srv.cmd) }
+// child is a started process that a goroutine of its own reaps, so that
+// a wait for it to be ready notices if it ends instead.
+type child struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd is reaped
+}
 
-// stopProcess stops cmd's process with SIGTERM and reaps it, killing it
-// if it has not ended within 30 s.
-func stopProcess(cmd *exec.Cmd) {
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
+func startChild(cmd *exec.Cmd) (*child, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	ch := &child{cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		cmd.Wait()
-		close(done)
+		close(ch.exited)
 	}()
+	return ch, nil
+}
+
+// pause waits d, and returns an error naming how the process ended if it
+// ends meanwhile.
+func (ch *child) pause(d time.Duration) error {
 	select {
-	case <-done:
+	case <-ch.exited:
+		return fmt.Errorf("%s exited: %v", ch.cmd.Path, ch.cmd.ProcessState)
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// stop stops the process with SIGTERM, as its supervisor would, and waits
+// until it is reaped, killing it if it has not ended within 30 s.
+func (ch *child) stop() {
+	ch.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-ch.exited:
 	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		<-done
+		ch.cmd.Process.Kill()
+		<-ch.exited
 	}
 }
 

@@ -54,7 +54,7 @@ const splitMetricsAddr = "127.78.0.2:10259"
 // splitProxy is bin/healthcheck-proxy running under the supervisor's
 // child.
 type splitProxy struct {
-	cmd    *exec.Cmd
+	*child
 	client *http.Client
 }
 
@@ -76,10 +76,11 @@ func startSplitProxy(s *spec, tel *actors.Telemetry,
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	// The proxy ends with this process, however it ends.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	ch, err := startChild(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", s.Proxy, err)
 	}
-	sp := &splitProxy{cmd: cmd, client: &http.Client{Timeout: 5 * time.Second}}
+	sp := &splitProxy{child: ch, client: &http.Client{Timeout: 5 * time.Second}}
 	deadline := time.Now().Add(splitReadyTimeout)
 	for {
 		missing := ""
@@ -99,7 +100,9 @@ func startSplitProxy(s *spec, tel *actors.Telemetry,
 			return nil, fmt.Errorf("the split proxy had not %s after %v",
 				missing, splitReadyTimeout)
 		}
-		time.Sleep(20 * time.Millisecond)
+		if err := sp.pause(20 * time.Millisecond); err != nil {
+			return nil, fmt.Errorf("before the split proxy had %s, %w", missing, err)
+		}
 	}
 	if !sp.settle(time.Now().Add(splitSettleTimeout)) {
 		progress("supervisor: the split proxy kept busy for %v; measuring anyway",
@@ -149,9 +152,6 @@ func (sp *splitProxy) drain(deadline time.Time) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
-// stop stops the proxy as its supervisor would.
-func (sp *splitProxy) stop() { stopProcess(sp.cmd) }
 
 // managerMessages returns how many messages of type msg the manager has
 // received, or -1 when g cannot be gathered.
