@@ -80,7 +80,7 @@ func (p *inproc) start() error {
 			Path: p.s.ProxySocket, Stats: p.proxy, Logger: logger,
 		})
 		if err != nil {
-			return err
+			return fmt.Errorf("listening on %s: %w", p.s.ProxySocket, err)
 		}
 		edges = append(edges, socket)
 	}

@@ -68,7 +68,8 @@ func TestQuick(t *testing.T) {
 		t.Errorf("the Engine heard of no failed backend: %+v", n)
 	}
 	if n := rep.NotifySplit; n == nil || n.Received == 0 {
-		t.Errorf("the split deployment's Engine heard of no failed backend: %+v", n)
+		t.Errorf("the split deployment's Engine heard of no failed backend: %+v (%s)",
+			n, rep.SplitError)
 	}
 }
 

@@ -74,7 +74,10 @@ func startSplitProxy(s *spec, tel *actors.Telemetry,
 		"-metrics_addr", splitMetricsAddr,
 		"-log_level", "warn")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	// The proxy ends with this process, however it ends.
+	// The proxy is killed when the thread that started it ends (Go issue
+	// 27505). The runtime ends a thread only when a goroutine locked to
+	// it exits, which this process does not do, so that is when this
+	// process ends, however it ends.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	ch, err := startChild(cmd)
 	if err != nil {
@@ -184,7 +187,7 @@ func startSplitEngine(s *spec) (*splitEngine, error) {
 		return nil, fmt.Errorf("setting the split Engine's checks: %w", err)
 	}
 	if err := se.sim.Listen(s.SplitEngine); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the split Engine listening on %s: %w", s.SplitEngine, err)
 	}
 	return se, nil
 }
